@@ -1,0 +1,215 @@
+#!/usr/bin/env python3
+"""Run this pack's ComfyUI workflows without ComfyUI.
+
+The pack is loaded under the fixed module name ``rwalk`` whatever its folder is called, and its
+nodes plus the runner's headless LoadImage / SaveImage / PreviewImage form the node table.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import logging
+import sys
+import traceback
+from pathlib import Path
+from types import ModuleType
+from typing import Mapping, Optional, Sequence
+
+ROOT = Path(__file__).resolve().parent
+PACKAGE = "rwalk"
+log = logging.getLogger(PACKAGE + ".cli")
+
+EXAMPLES = """\
+examples:
+  python cli.py run workflows/example.json                  run it; prints each saved PNG path
+  python cli.py run wf.json --set 5.steps=4 --seed 7        change inputs before running
+  python cli.py run wf.json --set WalkSampler.steps=4       a node may be named by its class or title
+  python cli.py run output/ComfyUI_00001_.png               run the workflow embedded in a PNG
+  python cli.py check wf.json                               validate only: "ok: N nodes"
+  python cli.py convert wf.json -o wf_api.json              editor (UI) format -> API format
+  python cli.py nodes                                       list the node classes available here
+
+Workflows may be saved from the ComfyUI editor (UI format) or exported as API format. Files that
+a workflow names are looked up in --input-dir and written to --output-dir. Exit status: 0 ok,
+2 a problem with the workflow (nothing ran), 1 a node failed while running.
+"""
+
+
+def _package() -> ModuleType:
+    """The pack as module ``rwalk`` (its ``__init__`` is run only by :func:`load_pack`)."""
+    module = sys.modules.get(PACKAGE)
+    if module is not None:
+        return module
+    spec = importlib.util.spec_from_file_location(PACKAGE, ROOT / "__init__.py",
+                                                  submodule_search_locations=[str(ROOT)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[PACKAGE] = module
+    return module
+
+
+def load_runner() -> ModuleType:
+    """``rwalk.walk_core.runner`` (imports the engine, not the nodes)."""
+    _package()
+    return importlib.import_module(PACKAGE + ".walk_core.runner")
+
+
+def load_pack() -> ModuleType:
+    """The pack with its ``__init__`` run (NODE_CLASS_MAPPINGS)."""
+    module = _package()
+    if not hasattr(module, "NODE_CLASS_MAPPINGS"):
+        init = ROOT / "__init__.py"
+        if not init.is_file():
+            raise RuntimeError(f"the pack's {init} is missing; cannot load its nodes")
+        spec = module.__spec__ or importlib.util.spec_from_file_location(
+            PACKAGE, init, submodule_search_locations=[str(ROOT)])
+        if module.__spec__ is None:
+            module.__spec__ = spec
+        spec.loader.exec_module(module)
+    return module
+
+
+def node_table() -> dict:
+    """The pack's NODE_CLASS_MAPPINGS plus the runner's headless image IO nodes."""
+    table = dict(load_pack().NODE_CLASS_MAPPINGS)
+    for name, cls in load_runner().IO_NODE_CLASSES.items():
+        if name in table:
+            log.warning("NODE_CLASS_MAPPINGS has %s, which would shadow ComfyUI's; using the headless one", name)
+        table[name] = cls
+    return table
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cli.py", description="Run, check and convert ComfyUI workflows of this pack headless.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr, no progress bars")
+    common.add_argument("-v", "--verbose", action="store_true", help="debug logging, and tracebacks of failing nodes")
+    source = argparse.ArgumentParser(add_help=False)
+    source.add_argument("workflow", help="workflow: .json (editor or API format), a PNG with an embedded "
+                        "workflow, or - for stdin")
+    values = argparse.ArgumentParser(add_help=False)
+    values.add_argument("--set", action="append", default=[], metavar="NODE.INPUT=VALUE",
+                        help="set an input before running, e.g. --set 5.steps=20 (repeatable; NODE is a "
+                        "node id, or a class name or title used by one node only)")
+    values.add_argument("--seed", type=int, help="set every seed / noise_seed input to this value")
+    folders = argparse.ArgumentParser(add_help=False)
+    folders.add_argument("--input-dir", type=Path, help="folder LoadImage reads from (default: ./input)")
+    folders.add_argument("--output-dir", type=Path, help="folder SaveImage writes to (default: ./output)")
+
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+    run = commands.add_parser("run", parents=[source, values, folders, common],
+                              help="run a workflow; prints the saved PNG paths, one per line")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    commands.add_parser("check", parents=[source, values, folders, common],
+                        help="validate a workflow without running anything")
+    convert = commands.add_parser("convert", parents=[source, common],
+                                  help="convert an editor (UI) workflow to API format JSON")
+    convert.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
+    commands.add_parser("nodes", parents=[common], help="list the node classes available headless")
+    return parser
+
+
+def _paths(runner: ModuleType, args) -> object:
+    base = runner.RunnerPaths.default()
+    return runner.RunnerPaths(args.input_dir or base.input_dir, args.output_dir or base.output_dir)
+
+
+def _load(runner: ModuleType, args, table: Mapping[str, type]):
+    source = sys.stdin.read() if args.workflow == "-" else args.workflow
+    if args.workflow == "-" and not source.strip():
+        raise runner.WorkflowError(None, None, None, "no workflow on stdin")
+    paths = _paths(runner, args) if hasattr(args, "input_dir") else None
+    with runner.use_paths(paths):  # LoadImage's choices come from the input folder
+        return runner.load_workflow(source, table)
+
+
+def _overrides(runner: ModuleType, args, api, table) -> list:
+    found = runner.seed_overrides(api, args.seed, table) if args.seed is not None else []
+    return found + list(args.set)  # --set wins over --seed
+
+
+def _cmd_run(runner, args, table) -> int:
+    api, ui = _load(runner, args, table)
+    result = runner.run_workflow(api, table, ui_workflow=ui, overrides=_overrides(runner, args, api, table),
+                                 progress=not (args.quiet or args.no_progress), paths=_paths(runner, args))
+    for path in result.saved:
+        print(path)
+    if not result.saved:
+        log.warning("the workflow ran but saved no images")
+    return 0
+
+
+def _cmd_check(runner, args, table) -> int:
+    api, _ = _load(runner, args, table)
+    overrides = _overrides(runner, args, api, table)
+    if overrides:
+        api = runner.apply_overrides(api, overrides, table)
+    order = runner.plan_workflow(api, table, paths=_paths(runner, args))
+    log.info("%d of the %d nodes would run: %s", len(order), len(api), ", ".join(order))
+    print(f"ok: {len(api)} nodes")
+    return 0
+
+
+def _cmd_convert(runner, args, table) -> int:
+    api, ui = _load(runner, args, table)
+    if ui is None:
+        log.warning("the workflow is already in API format; writing it unchanged")
+    text = runner.api_to_json(api)
+    if args.output:
+        args.output.write_text(text, encoding="utf-8")
+        log.info("wrote %s", args.output)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _cmd_nodes(runner, args, table) -> int:
+    from importlib import import_module
+
+    spec = import_module(runner.__name__ + ".spec")
+    for name in sorted(table):
+        cls = table[name]
+        inputs = ", ".join(f"{n}: {s.type}" for n, s in spec.input_specs(cls).items())
+        outputs = ", ".join(t if isinstance(t, str) else "COMBO" for t in spec.return_types(cls))
+        print(f"{name}({inputs}) -> ({outputs})")
+    return 0
+
+
+COMMANDS = {"run": _cmd_run, "check": _cmd_check, "convert": _cmd_convert, "nodes": _cmd_nodes}
+
+
+def main(argv: Optional[Sequence[str]] = None, node_classes: Optional[Mapping[str, type]] = None) -> int:
+    """The CLI; ``node_classes`` replaces the pack's node table (for tests)."""
+    args = _parser().parse_args(argv)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    logger = logging.getLogger(PACKAGE)
+    old_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO)
+    try:
+        runner = load_runner()
+        table = dict(node_classes) if node_classes is not None else node_table()
+        try:
+            return COMMANDS[args.command](runner, args, table)
+        except runner.WorkflowError as e:
+            sys.stderr.write(f"error: {e}\n")
+            return 2
+        except runner.NodeExecutionError as e:
+            if args.verbose:
+                traceback.print_exception(type(e), e, e.__traceback__, file=sys.stderr)
+            sys.stderr.write(f"error: {e}\n" + ("" if args.verbose else "(run with -v for the traceback)\n"))
+            return 1
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

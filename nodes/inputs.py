@@ -1,0 +1,62 @@
+"""Shared input declarations: every limit lives in this one table and every input has a tooltip."""
+from __future__ import annotations
+
+from typing import Any, Dict, Tuple
+
+from ..walk_core import SCHEDULES, WALKS
+from ..walk_core.noise import SEED_MAX
+
+# name -> (type, options). Nodes pick entries with ``pick(...)`` so a shared input is declared once.
+INPUTS: Dict[str, Tuple[Any, Dict[str, Any]]] = {
+    "walk": (WALKS.names(), {"default": "euler_ancestral", "tooltip": (
+        "The random walk from noise to the target. euler/heun: deterministic ODE baselines; euler_ancestral: "
+        "ancestral (DDPM) steps; edm: Karras et al. 2022 churned Heun; langevin: annealed Langevin dynamics "
+        "(Song & Ermon 2019); pc: predictor-corrector (Song et al. 2021).")}),
+    "schedule": (SCHEDULES.names(), {"default": "karras", "tooltip": (
+        "How the noise level sigma falls from sigma_max to sigma_min: karras (rho 7), exponential (uniform in "
+        "log sigma), polyexponential, linear (uniform in sigma), vp (the VP-SDE's).")}),
+    "steps": ("INT", {"default": 20, "min": 1, "max": 10000, "tooltip": (
+        "Number of noise levels. Evaluations per step: 1 for euler, euler_ancestral; ~2 for heun, edm; "
+        "corrector_steps (+1 at the end) for langevin; 1 + corrector_steps for pc.")}),
+    "seed": ("INT", {"default": 0, "min": 0, "max": SEED_MAX, "control_after_generate": True, "tooltip": (
+        "Seed of the walk's noise. Item i of a batch uses seed + i, so any image can be remade alone.")}),
+    "batch_size": ("INT", {"default": 1, "min": 1, "max": 64, "tooltip": "How many pictures to walk at once."}),
+    "width": ("INT", {"default": 64, "min": 8, "max": 4096, "step": 8, "tooltip": (
+        "Output width in pixels, for targets that take a size (mixture); ignored by fixed-size targets.")}),
+    "height": ("INT", {"default": 64, "min": 8, "max": 4096, "step": 8, "tooltip": (
+        "Output height in pixels, for targets that take a size (mixture); ignored by fixed-size targets.")}),
+    "sigma_max": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1000.0, "step": 0.01, "tooltip": (
+        "Highest noise level the walk starts from; 0 = the target's own (80 for pixel targets).")}),
+    "sigma_min": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1000.0, "step": 0.001, "tooltip": (
+        "Lowest noise level before the final step to 0; 0 = the target's own (0.002 for pixel targets).")}),
+    "eta": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 2.0, "step": 0.01, "tooltip": (
+        "Used by euler_ancestral and pc: scale of the fresh noise of each ancestral step (0 = deterministic, "
+        "1 = exact ancestral sampling).")}),
+    "s_noise": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 2.0, "step": 0.001, "tooltip": (
+        "Used by euler_ancestral, edm, langevin and pc: multiplies every fresh noise draw (EDM's S_noise; "
+        "slightly above 1 can offset detail loss).")}),
+    "churn": ("FLOAT", {"default": 40.0, "min": 0.0, "max": 1000.0, "step": 0.1, "tooltip": (
+        "Used by edm: S_churn, the total amount of noise re-added (per step gamma = min(churn/steps, "
+        "sqrt2-1), inside sigma 0.05..50). 0 = Heun's ODE.")}),
+    "snr": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 2.0, "step": 0.01, "tooltip": (
+        "Used by langevin and pc: signal-to-noise ratio that sets the Langevin step, eps = 2 (snr sigma)^2. "
+        "0 = the walk's own default (langevin 0.5, pc 0.16).")}),
+    "corrector_steps": ("INT", {"default": 1, "min": 0, "max": 100, "tooltip": (
+        "Used by langevin (Langevin steps per noise level, at least 1) and pc (corrector steps per level; "
+        "0 = the predictor alone).")}),
+    "denoise": ("FLOAT", {"default": 1.0, "min": 0.01, "max": 1.0, "step": 0.01, "tooltip": (
+        "With an init image or latent: how much of the walk to run from it (1 = start from pure noise and "
+        "ignore the init's content, 0.3 = keep most of it).")}),
+    "trajectory_every": ("INT", {"default": 5, "min": 0, "max": 10000, "tooltip": (
+        "Keep an x-hat-0 snapshot every this many steps for the trajectory output (the last step is always "
+        "kept; 0 = the last only).")}),
+}
+
+
+def pick(*names: str, **overrides: Dict[str, Any]) -> Dict[str, Tuple[Any, Dict[str, Any]]]:
+    """The declarations of ``names`` from the table; ``overrides`` may change options of one entry."""
+    out = {}
+    for name in names:
+        kind, options = INPUTS[name]
+        out[name] = (kind, {**options, **overrides.get(name, {})})
+    return out

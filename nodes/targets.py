@@ -1,0 +1,51 @@
+"""TargetDistribution family: nodes that make a WALK_TARGET."""
+from __future__ import annotations
+
+from ..walk_core.targets.image_mixture import ImageMixtureSpec, image_mixture_target, parse_weights
+from ..walk_core.targets.patterns import PATTERNS
+from .types import CATEGORY, WALK_TARGET
+
+
+class TargetDistributionMixture:
+    DESCRIPTION = (
+        "An exact target: a Gaussian mixture whose component means are the pictures of an IMAGE batch (or "
+        f"{len(PATTERNS)} built-in patterns when none is connected), each with smooth colour/shape variation "
+        "and fine per-pixel detail. Its denoiser is exact, so you can see what each walk does to a "
+        "distribution whose answer is known."
+    )
+    CATEGORY = f"{CATEGORY}/targets"
+    RETURN_TYPES = ("WALK_TARGET",)
+    RETURN_NAMES = ("target",)
+    OUTPUT_TOOLTIPS = ("A pixel-space target that takes its size from WalkSampler's width/height.",)
+    FUNCTION = "build"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "detail": ("FLOAT", {"default": 0.05, "min": 0.0, "max": 1.0, "step": 0.005, "tooltip": (
+                    "Std of each component's fine per-pixel detail (isotropic part), in [-1, 1] pixel units.")}),
+                "variation": ("FLOAT", {"default": 0.15, "min": 0.0, "max": 2.0, "step": 0.01, "tooltip": (
+                    "Std of each component's smooth large-scale variation (a rank-4 part made of blurred "
+                    "random colour fields); 0 = none.")}),
+                "weights": ("STRING", {"default": "", "multiline": False, "tooltip": (
+                    "Comma-separated positive weights, one per component (picture), e.g. '1, 2, 4'; "
+                    "empty = equal weights.")}),
+                "structure_seed": ("INT", {"default": 0, "min": 0, "max": 2**31 - 1, "tooltip": (
+                    "Seeds the shape of the smooth variation fields (the target itself, not the walk).")}),
+            },
+            "optional": {
+                "images": ("IMAGE", {"tooltip": (
+                    "Pictures to use as component means (resized to the walk's size); none = built-in patterns.")}),
+            },
+        }
+
+    def build(self, detail, variation, weights, structure_seed, images=None):
+        pictures = None if images is None else images[..., :3].permute(0, 3, 1, 2).float()
+        count = len(PATTERNS) if pictures is None else pictures.shape[0]
+        spec = ImageMixtureSpec(
+            images=pictures, weights=parse_weights(weights, count, "TargetDistributionMixture: weights"),
+            detail=detail, variation=variation, structure_seed=structure_seed,
+        )
+        size = (64, 64) if pictures is None else (pictures.shape[-1], pictures.shape[-2])
+        return (image_mixture_target(spec, *size),)

@@ -1,0 +1,7 @@
+"""Socket type names and the category root shared by every node of the pack."""
+
+WALK_TARGET = "WALK_TARGET"
+WALK_GUIDANCE = "WALK_GUIDANCE"
+WALK_STYLE = "WALK_STYLE"
+
+CATEGORY = "random walk"

@@ -1,0 +1,20 @@
+"""Load the pack under the fixed package name ``rwalk`` whatever its folder is called.
+
+The package is registered without running the root ``__init__`` (which only re-exports the node
+table); ``tests/test_pack_entry.py`` imports that separately.
+"""
+import sys
+import types
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+if "rwalk" not in sys.modules:
+    pack = types.ModuleType("rwalk")
+    pack.__path__ = [str(ROOT)]
+    pack.__file__ = str(ROOT / "__init__.py")
+    sys.modules["rwalk"] = pack
+
+# test helper modules (exact_targets.py, ...) import by plain name under --import-mode=importlib
+if str(Path(__file__).parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).parent))

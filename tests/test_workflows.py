@@ -1,0 +1,85 @@
+"""Every shipped workflow is public API: it is UI format, opens in the editor (widgets in declared
+order), runs headless at small sizes, and writes PNGs that carry their graph back."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import importlib.util
+import sys
+
+import pytest
+
+from rwalk.walk_core.runner import IO_NODE_CLASSES, RunnerPaths, load_workflow, read_png_workflow, run_workflow
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKFLOWS = sorted((ROOT / "workflows").glob("*.json"))
+
+
+def load_cli():
+    """cli.py as a module (it reuses the ``rwalk`` package registered by conftest)."""
+    if "rwalk_cli" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("rwalk_cli", ROOT / "cli.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["rwalk_cli"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["rwalk_cli"]
+
+
+def node_table():
+    from rwalk.nodes import NODE_CLASS_MAPPINGS
+
+    return {**NODE_CLASS_MAPPINGS, **IO_NODE_CLASSES}
+
+
+def small(api: dict) -> list[str]:
+    """--set overrides that make every walk tiny: 16x16, 3 steps, batch 1."""
+    sets = []
+    for node_id, node in api.items():
+        if node["class_type"] == "WalkSampler":
+            sets += [f"{node_id}.width=16", f"{node_id}.height=16", f"{node_id}.steps=3", f"{node_id}.batch_size=1"]
+    return sets
+
+
+def test_the_two_required_workflows_exist():
+    names = {p.stem for p in WORKFLOWS}
+    assert {"default", "compare_walks"} <= names
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
+def test_workflow_is_ui_format_with_thumbnail(path):
+    data = json.loads(path.read_text())
+    assert "nodes" in data and "links" in data, "workflows/ holds editor (UI) format files"
+    assert path.with_suffix(".jpg").is_file(), f"{path.name} needs a .jpg thumbnail beside it"
+    api, ui = load_workflow(path, node_table())
+    assert ui is not None and len(api) == len([n for n in data["nodes"] if n["type"] not in ("Note", "MarkdownNote")])
+    # widgets_values hold exactly the declared widgets (+ the seed's control value) in declared order
+    for node in data["nodes"]:
+        if node["type"] == "WalkSampler":
+            w = node["widgets_values"]
+            assert w[0] in node_table()["WalkSampler"].INPUT_TYPES()["required"]["walk"][0]
+            assert w[4] in ("fixed", "increment", "decrement", "randomize")
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
+def test_workflow_runs_headless(path, tmp_path):
+    table = node_table()
+    api, ui = load_workflow(path, table)
+    out = tmp_path / "out"
+    result = run_workflow(api, table, ui_workflow=ui, overrides=small(api), progress=False,
+                          paths=RunnerPaths(tmp_path / "in", out))
+    assert result.saved, "a shipped workflow must save or preview at least one picture"
+    for saved in result.saved:
+        prompt, workflow = read_png_workflow(saved)
+        assert prompt and workflow, f"{saved} lacks the prompt/workflow text chunks"
+        assert {n["class_type"] for n in prompt.values()} == {n["class_type"] for n in api.values()}
+
+
+def test_default_workflow_through_the_cli(tmp_path, capsys):
+    api, _ = load_workflow(ROOT / "workflows" / "default.json", node_table())
+    args = ["run", str(ROOT / "workflows" / "default.json"), "--output-dir", str(tmp_path), "--no-progress"]
+    for s in small(api):
+        args += ["--set", s]
+    assert load_cli().main(args) == 0
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert printed and all(Path(p).is_file() and p.endswith(".png") for p in printed)

@@ -1,0 +1,76 @@
+"""The runner's folders (input, output, temp) and the rule that workflow paths stay inside them."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Iterator, Optional, Union
+
+PathLike = Union[str, Path]
+
+
+@dataclass(frozen=True)
+class RunnerPaths:
+    """Folders the headless IO nodes read from and write to (made absolute on creation).
+
+    ``temp_dir`` (PreviewImage) defaults to ``<output_dir>/temp``.
+    """
+
+    input_dir: Path
+    output_dir: Path
+    temp_dir: Optional[Path] = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "input_dir", Path(self.input_dir).expanduser().resolve())
+        object.__setattr__(self, "output_dir", Path(self.output_dir).expanduser().resolve())
+        temp = self.output_dir / "temp" if self.temp_dir is None else Path(self.temp_dir).expanduser().resolve()
+        object.__setattr__(self, "temp_dir", temp)
+
+    @classmethod
+    def default(cls, base: Optional[PathLike] = None) -> "RunnerPaths":
+        """``./input`` and ``./output`` under ``base`` (the current directory when None)."""
+        root = Path.cwd() if base is None else Path(base)
+        return cls(root / "input", root / "output")
+
+    def folder(self, kind: str) -> Path:
+        """The folder for a ComfyUI file type: "input", "output" or "temp"."""
+        try:
+            return {"input": self.input_dir, "output": self.output_dir, "temp": self.temp_dir}[kind]
+        except KeyError:
+            raise ValueError(f"unknown folder type {kind!r}; expected 'input', 'output' or 'temp'") from None
+
+
+_paths: ContextVar[Optional[RunnerPaths]] = ContextVar("runner_paths", default=None)
+
+
+def current_paths() -> RunnerPaths:
+    """The folders of the run in progress (``./input``, ``./output`` outside a run)."""
+    return _paths.get() or RunnerPaths.default()
+
+
+@contextmanager
+def use_paths(paths: Optional[RunnerPaths]) -> Iterator[RunnerPaths]:
+    """Make ``paths`` (default: ``./input``, ``./output``) the folders of the code in the block."""
+    paths = paths or RunnerPaths.default()
+    token = _paths.set(paths)
+    try:
+        yield paths
+    finally:
+        _paths.reset(token)
+
+
+def resolve_inside(base: Path, name: str, kind: str) -> Path:
+    """``base / name``, refusing a ``name`` that is empty, absolute or climbs out of ``base``.
+
+    The ValueError says which folder and what is allowed; the caller adds node and input.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"{name!r} is not a file name; expected a path relative to the {kind} folder {base}")
+    if PurePosixPath(name).is_absolute() or PureWindowsPath(name).is_absolute() or PureWindowsPath(name).drive:
+        raise ValueError(f"{name!r} is an absolute path; files must be named relative to the {kind} folder {base}")
+    root = base.resolve()
+    full = (root / name).resolve()
+    if full != root and root not in full.parents:
+        raise ValueError(f"{name!r} points outside the {kind} folder {root}; paths may not climb out of it with '..'")
+    return full

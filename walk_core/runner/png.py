@@ -1,0 +1,83 @@
+"""PNG files that carry their workflow, as ComfyUI writes them (tEXt chunks ``prompt``, ``workflow``).
+
+The editor reads these chunks back when an image is dropped onto it, so a picture brings its
+graph with it.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
+
+from .errors import WorkflowError
+
+PathLike = Union[str, Path]
+
+
+def save_png(
+    path: PathLike,
+    pixels: np.ndarray,
+    *,
+    prompt: Optional[Mapping[str, Any]] = None,
+    extra_pnginfo: Optional[Mapping[str, Any]] = None,
+    seeds: Optional[Sequence[int]] = None,
+    compress_level: int = 4,
+) -> Path:
+    """Write ``pixels`` (uint8 ``[H, W]`` or ``[H, W, C]``, C in 1/3/4) with the workflow chunks.
+
+    ``prompt`` -> chunk "prompt"; each ``extra_pnginfo`` key (ComfyUI passes ``{"workflow": ...}``)
+    -> a chunk of that name; ``seeds`` (per-item seeds) -> chunk "seeds". Values are JSON.
+    """
+    pixels = np.asarray(pixels)
+    if pixels.dtype != np.uint8:
+        raise ValueError(f"save_png: pixels must be uint8, got {pixels.dtype}")
+    if pixels.ndim == 3 and pixels.shape[2] == 1:
+        pixels = pixels[:, :, 0]
+    if pixels.ndim not in (2, 3) or (pixels.ndim == 3 and pixels.shape[2] not in (3, 4)):
+        raise ValueError(f"save_png: pixels must be [H, W] or [H, W, C] with C in 1, 3, 4; got shape {tuple(pixels.shape)}")
+    info = PngInfo()
+    if prompt is not None:
+        info.add_text("prompt", json.dumps(prompt))
+    for key, value in (extra_pnginfo or {}).items():
+        info.add_text(str(key), json.dumps(value))
+    if seeds is not None:
+        info.add_text("seeds", json.dumps([int(s) for s in seeds]))
+    path = Path(path)
+    Image.fromarray(pixels).save(path, format="PNG", pnginfo=info, compress_level=compress_level)
+    return path
+
+
+def read_png_text(path: PathLike) -> Dict[str, str]:
+    """All text chunks of a PNG."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            text = dict(getattr(image, "text", {}) or {})
+    except (OSError, SyntaxError) as e:
+        raise WorkflowError(None, None, None, f"{path}: cannot read the PNG ({e})") from None
+    return {k: v for k, v in text.items() if isinstance(v, str)}
+
+
+def read_png_workflow(path: PathLike) -> Tuple[Optional[dict], Optional[dict]]:
+    """``(prompt, workflow)`` embedded in a PNG (either may be None, not both)."""
+    text = read_png_text(path)
+    found = []
+    for chunk in ("prompt", "workflow"):
+        if chunk not in text:
+            found.append(None)
+            continue
+        try:
+            found.append(json.loads(text[chunk]))
+        except json.JSONDecodeError as e:
+            raise WorkflowError(None, None, None,
+                                f"{path}: the PNG's {chunk!r} chunk is not valid JSON "
+                                f"(line {e.lineno}, column {e.colno}: {e.msg})") from None
+    prompt, workflow = found
+    if not isinstance(prompt, dict) and not isinstance(workflow, dict):
+        raise WorkflowError(None, None, None,
+                            f"{path}: this PNG carries no workflow (no 'prompt' or 'workflow' text chunk)")
+    return (prompt if isinstance(prompt, dict) else None, workflow if isinstance(workflow, dict) else None)

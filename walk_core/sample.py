@@ -1,0 +1,125 @@
+"""One call from a target to pictures: schedule, noise, guidance, walk, trajectory.
+
+This is what the WalkSampler node (and the headless runner through it) calls; nodes only convert
+layouts around it.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional
+
+import torch
+
+from .guidance import GuidanceChain
+from .noise import ItemNoise, item_seeds
+from .schedules import SCHEDULES, make_sigmas
+from .targets import WalkTarget
+from .trajectory import Trajectory
+from .walks import WALKS
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 4096
+
+
+@dataclass(frozen=True)
+class WalkRequest:
+    """Everything one walk needs. ``options`` go to the walk function (only those it takes)."""
+
+    walk: str = "euler_ancestral"
+    schedule: str = "karras"
+    steps: int = 20
+    seed: int = 0
+    batch_size: int = 1
+    sigma_min: float = 0.0  # 0 = the target's own
+    sigma_max: float = 0.0  # 0 = the target's own
+    options: Dict[str, float] = field(default_factory=dict)
+    init: Optional[torch.Tensor] = None  # [B or 1, *shape] walk-space start image
+    denoise: float = 1.0  # fraction of the schedule walked from init
+    trajectory_every: int = 0
+
+
+@dataclass
+class WalkResult:
+    x: torch.Tensor  # [B, *shape] final state
+    seeds: List[int]
+    sigmas: torch.Tensor
+    trajectory: Trajectory
+    nfe: int
+
+
+def _who(field_name: str, value, allowed: str) -> ValueError:
+    return ValueError(f"run_walk: {field_name}={value!r} is not allowed; expected {allowed}")
+
+
+def walk_sigmas(request: WalkRequest, target: WalkTarget) -> torch.Tensor:
+    """The schedule actually walked: the target's range (or the overrides), cut for denoise < 1."""
+    lo = request.sigma_min or target.sigma_min
+    hi = request.sigma_max or target.sigma_max
+    if not 0 < lo <= hi or not math.isfinite(hi):
+        raise _who("sigma range", (lo, hi), "0 < sigma_min <= sigma_max (0 means the target's own)")
+    if not 0 < request.denoise <= 1:
+        raise _who("denoise", request.denoise, "0 < denoise <= 1")
+    total = request.steps if request.denoise >= 1 else max(request.steps, round(request.steps / request.denoise))
+    sigmas = make_sigmas(request.schedule, total, lo, hi)
+    return sigmas[-(request.steps + 1):]
+
+
+def validate(request: WalkRequest) -> None:
+    """Check names and ranges before any work (errors list what is allowed)."""
+    WALKS[request.walk]  # unknown names list the valid ones
+    SCHEDULES[request.schedule]
+    if not 1 <= request.steps <= 10_000:
+        raise _who("steps", request.steps, "1..10000")
+    if not 1 <= request.batch_size <= MAX_BATCH:
+        raise _who("batch_size", request.batch_size, f"1..{MAX_BATCH}")
+    if request.trajectory_every < 0:
+        raise _who("trajectory_every", request.trajectory_every, ">= 0")
+
+
+def run_walk(target: WalkTarget, request: WalkRequest, guidance: GuidanceChain = GuidanceChain(),
+             progress: Optional[Callable[[int, int], None]] = None,
+             step_hook: Optional[Callable[[dict], None]] = None, device=None) -> WalkResult:
+    """Walk ``target`` as ``request`` says; returns the final state, per-item seeds and trajectory.
+
+    ``progress(done, total)`` is called after every step; ``step_hook(info)`` sees the k-diffusion
+    step dict (for previews and interrupts).
+    """
+    validate(request)
+    spec = WALKS[request.walk]
+    options = {k: v for k, v in request.options.items() if k in spec.options}
+    sigmas = walk_sigmas(request, target)
+    seeds = item_seeds(request.seed, request.batch_size)
+    noise = ItemNoise(seeds)
+    shape = (request.batch_size,) + tuple(target.shape)
+    start = noise.randn(shape, device=device) * sigmas[0].float()
+    if request.init is not None:
+        init = request.init.to(device=device, dtype=torch.float32)
+        if tuple(init.shape[1:]) != tuple(target.shape):
+            raise _who("init shape", tuple(init.shape[1:]), f"{tuple(target.shape)} (the target's shape)")
+        if init.shape[0] not in (1, request.batch_size):
+            raise _who("init batch", init.shape[0], f"1 or the batch size {request.batch_size}")
+        start = init.expand(shape) + start
+    n = len(sigmas) - 1
+    trajectory = Trajectory(request.trajectory_every, n)
+    calls = [0]
+
+    def counted(x, sigma, **extra):
+        calls[0] += 1
+        return target.denoiser(x, sigma, **extra)
+
+    model = guidance.wrap(counted, sigmas)
+
+    def callback(info):
+        trajectory(info)
+        if step_hook is not None:
+            step_hook(info)
+        if progress is not None:
+            progress(int(info["i"]) + 1, n)
+
+    log.info("walk %s on %s: %d steps, sigma %.4g -> %.4g, batch %d, seeds %s", request.walk, target.name, n,
+             float(sigmas[0]), float(sigmas[-2]) if n else 0.0, request.batch_size, seeds[:4])
+    x = spec.fn(model, start, sigmas.to(start.device), callback=callback, noise=noise, **options)
+    return WalkResult(x=x, seeds=seeds, sigmas=sigmas, trajectory=trajectory, nfe=calls[0])

@@ -1,0 +1,59 @@
+"""The WALK_TARGET value: a denoiser plus what a walk needs to know about where it lives."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Optional, Tuple
+
+import torch
+
+Denoiser = Callable[..., torch.Tensor]  # D(x [B, ...], sigma [B], **extra) -> denoised [B, ...]
+
+SPACES = ("pixels", "latent")
+
+
+@dataclass(frozen=True)
+class WalkTarget:
+    """An immutable description of a target distribution.
+
+    Attributes:
+        name: shown in errors and logs.
+        denoiser: D(x, sigma, **extra) in the k-diffusion / EDM convention.
+        space: "pixels" (walk tensors [B, C, H, W] in [-1, 1]) or "latent" (a model's latent space).
+        sigma_min, sigma_max: the natural sigma range of the target.
+        shape: the shape of one sample, e.g. (3, 64, 64).
+        resize: for targets that take a size, ``resize(width, height) -> WalkTarget`` at that size; None
+            when the shape is fixed.
+        exact: the exact distribution (a GaussianMixture) where there is one, for verification.
+        info: free-form facts for display (components, source, ...).
+    """
+
+    name: str
+    denoiser: Denoiser
+    space: str
+    sigma_min: float
+    sigma_max: float
+    shape: Tuple[int, ...]
+    resize: Optional[Callable[[int, int], "WalkTarget"]] = None
+    exact: Any = None
+    info: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.space not in SPACES:
+            raise ValueError(f"WalkTarget {self.name}: space={self.space!r}; expected one of {SPACES}")
+        if not 0 < self.sigma_min <= self.sigma_max:
+            raise ValueError(
+                f"WalkTarget {self.name}: sigma range ({self.sigma_min}, {self.sigma_max}) must satisfy 0 < min <= max"
+            )
+
+    @property
+    def takes_size(self) -> bool:
+        return self.resize is not None
+
+    def at_size(self, width: int, height: int) -> "WalkTarget":
+        """This target at ``width`` x ``height`` (itself when the size is fixed or already matches)."""
+        if self.resize is None or tuple(self.shape[-2:]) == (height, width):
+            return self
+        return self.resize(width, height)
+
+    def with_sigmas(self, sigma_min: float, sigma_max: float) -> "WalkTarget":
+        return replace(self, sigma_min=sigma_min, sigma_max=sigma_max)

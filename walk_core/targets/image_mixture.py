@@ -1,0 +1,99 @@
+"""A mixture target made from pictures: the exact target users can put in the editor.
+
+Component k is a Gaussian around picture k (a built-in pattern, or an image of the user's) with
+smooth large-scale variation (a low-rank part made of blurred random fields) and fine per-pixel
+detail (an isotropic part). Its denoiser is exact, so what a walk does to it can be seen and measured.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+
+from .base import WalkTarget
+from .mixture import GaussianMixture
+from .patterns import PATTERNS, pattern
+
+SIGMA_MIN, SIGMA_MAX = 0.002, 80.0  # EDM's range for [-1, 1] pixels
+VARIATION_RANK = 4
+MIN_DETAIL = 1e-3  # the isotropic std never goes below this (keeps every covariance invertible)
+
+
+@dataclass(frozen=True)
+class ImageMixtureSpec:
+    """How to build the mixture at any size. ``images`` are [K, 3, H, W] in [0, 1] or None (patterns)."""
+
+    images: Optional[torch.Tensor] = None
+    weights: Optional[Tuple[float, ...]] = None
+    detail: float = 0.05  # std of the fine per-pixel part, in [-1, 1] pixel units
+    variation: float = 0.15  # std of the smooth large-scale part along each of its directions
+    structure_seed: int = 0  # seeds the smooth variation fields (not the walk)
+
+    def n_components(self) -> int:
+        return len(PATTERNS) if self.images is None else int(self.images.shape[0])
+
+
+def parse_weights(text: str, k: int, who: str = "weights") -> Optional[Tuple[float, ...]]:
+    """'' -> None (equal); '1, 2, 3' -> floats; the count must equal ``k``."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        values = tuple(float(t) for t in text.replace(";", ",").split(",") if t.strip())
+    except ValueError:
+        raise ValueError(f"{who}={text!r} is not a comma-separated list of numbers") from None
+    if len(values) != k or any(not v > 0 for v in values):
+        raise ValueError(f"{who}={text!r}: expected {k} positive numbers (one per component) or empty for equal")
+    return values
+
+
+def _means(spec: ImageMixtureSpec, width: int, height: int) -> torch.Tensor:
+    if spec.images is None:
+        pics = torch.stack([pattern(name, width, height) for name in PATTERNS])
+    else:
+        pics = spec.images.float()
+        if pics.shape[-2:] != (height, width):
+            pics = F.interpolate(pics, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
+    return pics.clamp(0, 1) * 2 - 1  # [K, 3, H, W] in [-1, 1]
+
+
+def _variation_fields(k: int, width: int, height: int, seed: int) -> torch.Tensor:
+    """[K, 3, H, W, r] smooth unit-RMS random fields (4x4 noise upsampled), one set per component."""
+    g = torch.Generator().manual_seed(int(seed))
+    coarse = torch.randn(k * VARIATION_RANK, 3, 4, 4, generator=g)
+    fields = F.interpolate(coarse, size=(height, width), mode="bicubic", align_corners=False)
+    fields = fields / fields.square().mean(dim=(1, 2, 3), keepdim=True).sqrt()
+    return fields.reshape(k, VARIATION_RANK, 3, height, width).permute(0, 2, 3, 4, 1)
+
+
+def build_mixture(spec: ImageMixtureSpec, width: int, height: int) -> GaussianMixture:
+    k = spec.n_components()
+    means = _means(spec, width, height)
+    weights = spec.weights or (1.0,) * k
+    detail = max(spec.detail, MIN_DETAIL)
+    factors = None
+    if spec.variation > 0:
+        # scale so that the total variance of the smooth part per pixel is variation^2
+        scale = spec.variation / VARIATION_RANK**0.5
+        factors = _variation_fields(k, width, height, spec.structure_seed) * scale
+    return GaussianMixture(weights, means, detail**2, factors)
+
+
+def image_mixture_target(spec: ImageMixtureSpec, width: int, height: int) -> WalkTarget:
+    """A sized WALK_TARGET over [3, height, width] pixels whose ``resize`` rebuilds it at another size."""
+    if width < 1 or height < 1:
+        raise ValueError(f"image_mixture_target: size {width}x{height} is not allowed; expected >= 1x1")
+    mixture = build_mixture(spec, width, height)
+    return WalkTarget(
+        name=f"mixture of {spec.n_components()} pictures",
+        denoiser=mixture.denoise,
+        space="pixels",
+        sigma_min=SIGMA_MIN,
+        sigma_max=SIGMA_MAX,
+        shape=(3, height, width),
+        resize=lambda w, h: image_mixture_target(spec, w, h),
+        exact=mixture,
+        info={"components": spec.n_components(), "source": "patterns" if spec.images is None else "images"},
+    )

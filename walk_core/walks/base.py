@@ -1,0 +1,101 @@
+"""What every walk shares: the registry, step reporting, the non-finite check.
+
+A walk is ``walk(model, x, sigmas, extra_args=None, callback=None, disable=None, **options) -> x``
+(the k-diffusion / ComfyUI SAMPLER convention): ``sigmas`` descend and end in 0, ``x`` starts at
+``noise * sigmas[0]``, ``model(x, sigma[B], **extra_args)`` returns the denoised estimate.
+"""
+from __future__ import annotations
+
+import inspect
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Dict, Tuple
+
+import torch
+
+from ..errors import WalkDivergedError
+from ..registry import Registry
+
+
+@dataclass(frozen=True)
+class WalkSpec:
+    """A walk function with its metadata.
+
+    ``nfe(steps, **options)`` is the number of denoiser evaluations the walk makes on a schedule of
+    ``steps`` noise levels (``len(sigmas) - 1``); ``options`` are its keyword defaults.
+    """
+
+    fn: Callable[..., torch.Tensor]
+    nfe: Callable[..., int]
+    stochastic: bool
+    doc: str
+    options: Dict[str, float] = field(default_factory=dict)
+
+
+WALKS: Registry[WalkSpec] = Registry("walk")
+
+
+def register_walk(name: str, *, nfe: Callable[..., int], stochastic: bool):
+    """Decorator: register ``fn`` under ``name``; its keyword-only options become the spec's options."""
+
+    def add(fn):
+        params = inspect.signature(fn).parameters.values()
+        options = {p.name: p.default for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name != "noise"}
+        doc = (inspect.getdoc(fn) or name).splitlines()[0]
+        WALKS.register(name, WalkSpec(fn, nfe, stochastic, doc, options))
+        fn.walk_name = name
+        return fn
+
+    return add
+
+
+def steps_for_nfe(name: str, nfe: int, **options) -> int:
+    """The largest number of noise levels whose walk ``name`` uses at most ``nfe`` evaluations (>= 1)."""
+    spec = WALKS[name]
+    steps = 1
+    while spec.nfe(steps + 1, **options) <= nfe:
+        steps += 1
+    return steps
+
+
+def batch_sigma(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """A scalar sigma as the per-item ``[B]`` tensor the denoiser expects."""
+    return sigma.to(x.dtype) * x.new_ones([x.shape[0]])
+
+
+def report(walk: str, callback, i: int, x: torch.Tensor, sigma, sigma_hat, denoised: torch.Tensor) -> None:
+    """Stop on a non-finite state, then send the k-diffusion style step dict to ``callback``."""
+    if not bool(torch.isfinite(x).all()):
+        raise WalkDivergedError(walk, i, float(sigma))
+    if callback is not None:
+        callback({"x": x, "i": i, "sigma": sigma, "sigma_hat": sigma_hat, "denoised": denoised})
+
+
+def ancestral_step(sigma, sigma_next, eta: float = 1.0) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Split a step sigma -> sigma_next into a deterministic part to sigma_down and fresh noise sigma_up.
+
+    eta = 1 is the exact DDPM posterior (ancestral sampling); eta = 0 is the probability-flow ODE.
+    sigma_down^2 + sigma_up^2 = sigma_next^2.
+    """
+    if float(sigma_next) == 0 or eta == 0:
+        return sigma_next, sigma_next * 0
+    sigma_up = torch.clamp(eta * torch.sqrt(sigma_next**2 * (sigma**2 - sigma_next**2) / sigma**2), max=sigma_next)
+    sigma_down = torch.sqrt(sigma_next**2 - sigma_up**2)
+    return sigma_down, sigma_up
+
+
+def check_option(walk: str, name: str, value: float, lo: float, hi: float = math.inf) -> None:
+    if not (lo <= value <= hi):
+        raise ValueError(f"walk {walk}: {name}={value} is not allowed; expected {lo}..{hi}")
+
+
+def as_sigmas(sigmas, x: torch.Tensor, walk: str) -> torch.Tensor:
+    """Validate the schedule: 1-D, at least two values, descending (non-increasing), ending in 0."""
+    sigmas = torch.as_tensor(sigmas)
+    if sigmas.ndim != 1 or sigmas.numel() < 2:
+        raise ValueError(f"walk {walk}: sigmas must be a 1-D tensor of >= 2 values; got shape {tuple(sigmas.shape)}")
+    if float(sigmas[-1]) != 0:
+        raise ValueError(f"walk {walk}: sigmas must end in 0; got {float(sigmas[-1]):.6g}")
+    if bool((sigmas[1:] > sigmas[:-1]).any()) or bool((sigmas[:-1] <= 0).any()):
+        raise ValueError(f"walk {walk}: sigmas must be positive and non-increasing before the final 0")
+    return sigmas.to(device=x.device, dtype=torch.float64 if x.dtype == torch.float64 else torch.float32)

@@ -1,0 +1,94 @@
+"""Langevin walks: annealed Langevin dynamics and predictor-corrector sampling.
+
+Both use the score s(x, sigma) = (D(x, sigma) - x) / sigma^2 and the Langevin update
+x <- x + eps * s + sqrt(2 eps) * z, which leaves p_sigma invariant as eps -> 0.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..noise import ItemNoise, noise_for
+from .base import ancestral_step, as_sigmas, batch_sigma, check_option, register_walk, report
+
+
+def _per_item(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """A [B] tensor shaped to broadcast against x [B, ...]."""
+    return v.reshape([-1] + [1] * (x.ndim - 1))
+
+
+def _langevin_nfe(steps, corrector_steps=1, **_):
+    return steps * max(int(corrector_steps), 1) + 1
+
+
+@register_walk("langevin", nfe=_langevin_nfe, stochastic=True)
+@torch.no_grad()
+def langevin(model, x, sigmas, extra_args=None, callback=None, disable=None, *,
+             corrector_steps: int = 1, snr: float = 0.5, s_noise: float = 1.0,
+             noise: ItemNoise | None = None):
+    """Annealed Langevin dynamics (Song & Ermon 2019, Algorithm 1): ``corrector_steps`` Langevin steps at
+    every noise level with step eps = 2 (snr sigma)^2 -- proportional to sigma^2 -- then one final
+    denoising step x <- D(x, sigma_last) (Jolicoeur-Martineau et al. 2021)."""
+    check_option("langevin", "corrector_steps", corrector_steps, 1, 10_000)
+    check_option("langevin", "snr", snr, 0.0)
+    check_option("langevin", "s_noise", s_noise, 0.0)
+    extra_args = extra_args or {}
+    sigmas = as_sigmas(sigmas, x, "langevin")
+    noise = noise_for(x, extra_args, noise)
+    levels = len(sigmas) - 1
+    denoised = x
+    for i in range(levels):
+        sigma = sigmas[i]
+        eps = 2 * (snr * sigma) ** 2  # step size alpha_i / 2 = eps, proportional to sigma^2
+        for _ in range(int(corrector_steps)):
+            denoised = model(x, batch_sigma(x, sigma), **extra_args)
+            score = (denoised - x) / sigma**2
+            x = x + eps * score + noise.randn_like(x) * (s_noise * torch.sqrt(2 * eps))
+        if i == levels - 1:  # final denoising step: Tweedie's estimate at the last level
+            denoised = model(x, batch_sigma(x, sigma), **extra_args)
+            x = denoised
+        report("langevin", callback, i, x, sigma, sigma, denoised)
+    return x
+
+
+def _pc_nfe(steps, corrector_steps=1, **_):
+    return steps * (1 + max(int(corrector_steps), 0))
+
+
+@register_walk("pc", nfe=_pc_nfe, stochastic=True)
+@torch.no_grad()
+def pc(model, x, sigmas, extra_args=None, callback=None, disable=None, *,
+       corrector_steps: int = 1, snr: float = 0.16, eta: float = 1.0, s_noise: float = 1.0,
+       max_ratio: float = 1.0, noise: ItemNoise | None = None):
+    """Predictor-corrector sampling (Song et al. 2021, Algorithm 3 for the VE SDE): at every level,
+    ``corrector_steps`` Langevin corrector steps whose size is set per item by the target signal-to-noise
+    ratio, eps = 2 (snr min(||z|| / ||s||, max_ratio sigma))^2, then an ancestral (reverse-diffusion) predictor step to the
+    next level; the last predictor step returns the noise-free mean."""
+    check_option("pc", "corrector_steps", corrector_steps, 0, 10_000)
+    check_option("pc", "snr", snr, 0.0)
+    check_option("pc", "eta", eta, 0.0)
+    check_option("pc", "s_noise", s_noise, 0.0)
+    extra_args = extra_args or {}
+    sigmas = as_sigmas(sigmas, x, "pc")
+    noise = noise_for(x, extra_args, noise)
+    for i in range(len(sigmas) - 1):
+        sigma, sigma_next = sigmas[i], sigmas[i + 1]
+        s_batch = batch_sigma(x, sigma)
+        for _ in range(int(corrector_steps)):  # corrector: Langevin at fixed sigma
+            score = (model(x, s_batch, **extra_args) - x) / sigma**2
+            z = noise.randn_like(x)
+            z_norm = z.flatten(1).norm(dim=1)
+            s_norm = score.flatten(1).norm(dim=1).clamp_min(torch.finfo(x.dtype).tiny)
+            # Song et al.'s ratio ||z|| / ||s|| estimates the std of p_sigma; in few dimensions it is a ratio
+            # of two chi variables with a heavy tail (rare huge steps that throw items between modes), so it
+            # is capped at max_ratio * sigma: with the default 1 the step never exceeds langevin's 2 (snr sigma)^2.
+            ratio = torch.minimum(z_norm / s_norm, max_ratio * sigma)
+            eps = _per_item(2 * (snr * ratio) ** 2, x)
+            x = x + eps * score + torch.sqrt(2 * eps) * z * s_noise
+        # predictor: ancestral step sigma -> sigma_next (the DDPM posterior when eta = 1)
+        denoised = model(x, s_batch, **extra_args)
+        sigma_down, sigma_up = ancestral_step(sigma, sigma_next, eta)
+        x = x + (x - denoised) / sigma * (sigma_down - sigma)
+        if float(sigma_up) > 0:
+            x = x + noise.randn_like(x) * (s_noise * sigma_up)
+        report("pc", callback, i, x, sigma, sigma, denoised)
+    return x
