@@ -103,6 +103,9 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", parents=[source, values, folders, common],
                               help="run a workflow; prints the saved PNG paths, one per line")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("--server", metavar="URL", help="run on this ComfyUI server instead (e.g. "
+                     "http://127.0.0.1:8188), for workflows that need ComfyUI-only nodes; the images are "
+                     "downloaded into --output-dir")
     commands.add_parser("check", parents=[source, values, folders, common],
                         help="validate a workflow without running anything")
     convert = commands.add_parser("convert", parents=[source, common],
@@ -131,7 +134,23 @@ def _overrides(runner: ModuleType, args, api, table) -> list:
     return found + list(args.set)  # --set wins over --seed
 
 
+def _cmd_run_remote(runner, args) -> int:
+    from importlib import import_module
+
+    remote = import_module(runner.__name__ + ".remote")
+    table = remote.server_node_table(args.server)
+    api, ui = _load(runner, args, table)
+    overrides = _overrides(runner, args, api, table)
+    if overrides:
+        api = runner.apply_overrides(api, overrides, table)
+    for path in remote.run_on_server(api, args.server, _paths(runner, args).output_dir, ui_workflow=ui):
+        print(path)
+    return 0
+
+
 def _cmd_run(runner, args, table) -> int:
+    if args.server:
+        return _cmd_run_remote(runner, args)
     api, ui = _load(runner, args, table)
     result = runner.run_workflow(api, table, ui_workflow=ui, overrides=_overrides(runner, args, api, table),
                                  progress=not (args.quiet or args.no_progress), paths=_paths(runner, args))

@@ -78,7 +78,8 @@ def unknown_classes_error(unknown: "dict[str, list[str]]", known: Sequence[str])
     message = (
         f"this workflow uses {len(unknown)} node class(es) the headless runner does not have: {listed}. "
         "They are not part of this pack — nodes such as checkpoint loaders and text encoders need "
-        "ComfyUI: run the workflow inside ComfyUI, or replace those nodes with this pack's nodes. "
+        "ComfyUI: run it against a ComfyUI server with `cli.py run WORKFLOW --server http://127.0.0.1:8188`, "
+        "open it in the ComfyUI editor, or replace those nodes with this pack's nodes. "
         f"Node classes available here: {available or '(none)'}"
     )
     return WorkflowError(first_ids[0], first_class, None, message)

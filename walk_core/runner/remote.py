@@ -1,0 +1,114 @@
+"""Running a workflow on a ComfyUI server given by URL (for graphs that need ComfyUI-only nodes).
+
+Speaks ComfyUI's HTTP API with the standard library: POST /prompt, poll GET /history/<id>, then fetch
+each output image with GET /view into the local output folder.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import List, Optional
+
+from .errors import NodeExecutionError, WorkflowError
+from .paths import resolve_inside
+
+log = logging.getLogger(__name__)
+
+
+def _request(url: str, data: Optional[dict] = None, timeout: float = 30.0) -> bytes:
+    body = None if data is None else json.dumps(data).encode("utf-8")
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"} if body else {})
+    with urllib.request.urlopen(req, timeout=timeout) as response:  # noqa: S310  (user-given server URL)
+        return response.read()
+
+
+def _as_input_types(inputs: dict) -> dict:
+    """object_info inputs -> INPUT_TYPES; new-style ("COMBO", {"options": [...]}) becomes a choice list."""
+    out = {}
+    for section, entries in inputs.items():
+        if not isinstance(entries, dict):
+            continue
+        out[section] = {}
+        for name, decl in entries.items():
+            kind, options = (decl + [{}])[:2] if isinstance(decl, list) else (decl, {})
+            if kind == "COMBO" and isinstance(options, dict):
+                kind = list(options.get("options", []))
+            out[section][name] = (kind, options if isinstance(options, dict) else {})
+    return out
+
+
+def server_node_table(server: str) -> dict:
+    """Stand-in classes for every node the server has (from GET /object_info), enough to convert and
+    check a UI workflow locally; running them happens on the server."""
+    try:
+        info = json.loads(_request(f"{server.rstrip('/')}/object_info"))
+    except (urllib.error.URLError, OSError) as e:
+        raise WorkflowError(None, None, None, f"--server {server!r}: cannot reach ComfyUI ({e})") from e
+    table = {}
+    for name, node in info.items():
+        declared = _as_input_types(node.get("input", {}))
+        table[name] = type(name, (), {
+            "INPUT_TYPES": classmethod(lambda cls, d=declared: d),
+            "RETURN_TYPES": tuple(t if isinstance(t, str) else "COMBO" for t in node.get("output", [])),
+            "OUTPUT_NODE": bool(node.get("output_node")),
+            "FUNCTION": "remote",
+            "CATEGORY": node.get("category", ""),
+        })
+    return table
+
+
+def run_on_server(api_prompt: dict, server: str, output_dir: Path, *, ui_workflow: Optional[dict] = None,
+                  timeout: float = 3600.0, poll: float = 0.5) -> List[Path]:
+    """Queue ``api_prompt`` on the ComfyUI server at ``server``, wait for it, and download its images.
+
+    Returns the local paths written under ``output_dir``. ComfyUI's own validation errors come back as one
+    WorkflowError naming the node; a failed execution as a NodeExecutionError.
+    """
+    base = server.rstrip("/")
+    if not base.startswith(("http://", "https://")):
+        raise WorkflowError(None, None, None, f"--server {server!r}: expected an http:// or https:// URL")
+    extra = {"extra_pnginfo": {"workflow": ui_workflow}} if ui_workflow else {}
+    try:
+        answer = json.loads(_request(f"{base}/prompt", {"prompt": api_prompt, "client_id": "rwalk-cli", **extra}))
+    except urllib.error.HTTPError as e:
+        detail = json.loads(e.read() or b"{}")
+        node_errors = detail.get("node_errors") or {}
+        for node_id, err in node_errors.items():
+            first = (err.get("errors") or [{}])[0]
+            raise WorkflowError(node_id, err.get("class_type"), (first.get("extra_info") or {}).get("input_name"),
+                                f"the ComfyUI server refused the workflow: {first.get('message')}: {first.get('details')}")
+        raise WorkflowError(None, None, None, f"the ComfyUI server refused the workflow: {detail.get('error', detail)}")
+    except (urllib.error.URLError, OSError) as e:
+        raise WorkflowError(None, None, None, f"--server {server!r}: cannot reach ComfyUI ({e})") from e
+    prompt_id = answer["prompt_id"]
+    log.info("queued on %s as %s", base, prompt_id)
+    deadline = time.monotonic() + timeout
+    while True:
+        history = json.loads(_request(f"{base}/history/{prompt_id}"))
+        if prompt_id in history:
+            entry = history[prompt_id]
+            break
+        if time.monotonic() > deadline:
+            raise NodeExecutionError(None, None, f"the ComfyUI server did not finish within {timeout:.0f}s")
+        time.sleep(poll)
+    status = entry.get("status", {})
+    if status.get("status_str") != "success":
+        messages = [m for m in status.get("messages", []) if m and m[0] == "execution_error"]
+        info = messages[0][1] if messages else {}
+        raise NodeExecutionError(info.get("node_id"), info.get("node_type"),
+                                 f"failed on the ComfyUI server: {info.get('exception_message', status)}")
+    saved = []
+    for node_output in entry.get("outputs", {}).values():
+        for image in node_output.get("images", []):
+            query = urllib.parse.urlencode({k: image.get(k, "") for k in ("filename", "subfolder", "type")})
+            name = str(Path(image.get("subfolder", "")) / image["filename"])
+            target = resolve_inside(Path(output_dir), name, "output")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(_request(f"{base}/view?{query}"))
+            saved.append(target)
+    return saved
