@@ -1,7 +1,7 @@
 """TargetDistribution family: nodes that make a WALK_TARGET."""
 from __future__ import annotations
 
-from ..walk_core.targets.image_mixture import ImageMixtureSpec, image_mixture_target, parse_weights
+from ..walk_core.targets.image_mixture import ImageMixtureSpec, image_mixture_target, parse_per_component
 from ..walk_core.targets.patterns import PATTERNS
 from .types import CATEGORY, WALK_TARGET
 
@@ -31,6 +31,9 @@ class TargetDistributionMixture:
                 "weights": ("STRING", {"default": "", "multiline": False, "tooltip": (
                     "Comma-separated positive weights, one per component (picture), e.g. '1, 2, 4'; "
                     "empty = equal weights.")}),
+                "spread_scales": ("STRING", {"default": "", "multiline": False, "tooltip": (
+                    "Comma-separated positive factors, one per component, multiplying its detail and "
+                    "variation (per-component spread), e.g. '1, 0.5, 2'; empty = all 1.")}),
                 "structure_seed": ("INT", {"default": 0, "min": 0, "max": 2**31 - 1, "tooltip": (
                     "Seeds the shape of the smooth variation fields (the target itself, not the walk).")}),
             },
@@ -40,12 +43,13 @@ class TargetDistributionMixture:
             },
         }
 
-    def build(self, detail, variation, weights, structure_seed, images=None):
+    def build(self, detail, variation, weights, spread_scales, structure_seed, images=None):
         pictures = None if images is None else images[..., :3].permute(0, 3, 1, 2).float()
         count = len(PATTERNS) if pictures is None else pictures.shape[0]
         spec = ImageMixtureSpec(
-            images=pictures, weights=parse_weights(weights, count, "TargetDistributionMixture: weights"),
+            images=pictures, weights=parse_per_component(weights, count, "TargetDistributionMixture: weights"),
             detail=detail, variation=variation, structure_seed=structure_seed,
+            spread_scales=parse_per_component(spread_scales, count, "TargetDistributionMixture: spread_scales"),
         )
         size = (64, 64) if pictures is None else (pictures.shape[-1], pictures.shape[-2])
         return (image_mixture_target(spec, *size),)

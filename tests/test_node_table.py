@@ -271,3 +271,19 @@ def test_init_latent_wins_over_init_image():
 def test_bad_walk_name_is_a_clear_error():
     with pytest.raises((KeyError, ValueError), match="euler"):
         sampler(walk="no-such-walk")
+
+
+def test_mixture_node_weights_and_spread_scales_reach_the_exact_target():
+    """The per-component weights and spread factors typed into the node are those of the exact mixture."""
+    from rwalk.nodes import NODE_CLASS_MAPPINGS
+
+    node = NODE_CLASS_MAPPINGS["TargetDistributionMixture"]()
+    (target,) = node.build(detail=0.1, variation=0.2, weights="1,1,1,1,1,1,1,5", spread_scales="1,1,1,1,1,1,1,3",
+                           structure_seed=0)
+    mixture = target.at_size(8, 8).exact
+    assert mixture.weights[-1] / mixture.weights[0] == pytest.approx(5)
+    assert float(mixture.variances[-1, 0] / mixture.variances[0, 0]) == pytest.approx(9)  # (3 * 0.1)^2 / 0.1^2
+    smooth = mixture.factors.square().sum(dim=(1, 2))  # total variance of the smooth part per component
+    assert float(smooth[-1] / smooth[0]) == pytest.approx(9, rel=1e-6)
+    with pytest.raises(ValueError, match="spread_scales"):
+        node.build(detail=0.1, variation=0.2, weights="", spread_scales="1,2", structure_seed=0)

@@ -30,13 +30,14 @@ class ImageMixtureSpec:
     detail: float = 0.05  # std of the fine per-pixel part, in [-1, 1] pixel units
     variation: float = 0.15  # std of the smooth large-scale part along each of its directions
     structure_seed: int = 0  # seeds the smooth variation fields (not the walk)
+    spread_scales: Optional[Tuple[float, ...]] = None  # per-component factor on detail and variation
 
     def n_components(self) -> int:
         return len(PATTERNS) if self.images is None else int(self.images.shape[0])
 
 
-def parse_weights(text: str, k: int, who: str = "weights") -> Optional[Tuple[float, ...]]:
-    """'' -> None (equal); '1, 2, 3' -> floats; the count must equal ``k``."""
+def parse_per_component(text: str, k: int, who: str = "weights") -> Optional[Tuple[float, ...]]:
+    """'' -> None (all equal); '1, 2, 3' -> positive floats, one per component (the count must equal ``k``)."""
     text = (text or "").strip()
     if not text:
         return None
@@ -45,7 +46,7 @@ def parse_weights(text: str, k: int, who: str = "weights") -> Optional[Tuple[flo
     except ValueError:
         raise ValueError(f"{who}={text!r} is not a comma-separated list of numbers") from None
     if len(values) != k or any(not v > 0 for v in values):
-        raise ValueError(f"{who}={text!r}: expected {k} positive numbers (one per component) or empty for equal")
+        raise ValueError(f"{who}={text!r}: expected {k} positive numbers (one per component) or empty for all equal")
     return values
 
 
@@ -72,12 +73,13 @@ def build_mixture(spec: ImageMixtureSpec, width: int, height: int) -> GaussianMi
     k = spec.n_components()
     means = _means(spec, width, height)
     weights = spec.weights or (1.0,) * k
-    detail = max(spec.detail, MIN_DETAIL)
+    scales = torch.tensor(spec.spread_scales or (1.0,) * k, dtype=torch.float64)  # [K]
+    detail = (spec.detail * scales).clamp_min(MIN_DETAIL)
     factors = None
     if spec.variation > 0:
-        # scale so that the total variance of the smooth part per pixel is variation^2
-        scale = spec.variation / VARIATION_RANK**0.5
-        factors = _variation_fields(k, width, height, spec.structure_seed) * scale
+        # scaled so that the smooth part's variance per pixel is (variation * scale_k)^2
+        scale = spec.variation * scales / VARIATION_RANK**0.5
+        factors = _variation_fields(k, width, height, spec.structure_seed) * scale[:, None, None, None, None]
     return GaussianMixture(weights, means, detail**2, factors)
 
 

@@ -64,10 +64,13 @@ class GaussianMixture:
         v = torch.as_tensor(variances, dtype=_F)
         if v.ndim == 0:
             v = v.expand(k, d)
-        elif v.ndim == 1 and v.numel() == k:
+        elif tuple(v.shape) == (k,):
             v = v[:, None].expand(k, d)
-        else:
+        elif tuple(v.shape) in ((k,) + self.shape, (k, d)):
             v = v.reshape(k, d)
+        else:
+            raise ValueError(f"GaussianMixture: variances has shape {tuple(v.shape)}; expected a scalar, "
+                             f"[{k}] or [{k}, *{self.shape}]")
         if not bool((v > 0).all()):
             raise ValueError("GaussianMixture: variances must all be > 0 (use a small value for a near-degenerate part)")
         self.variances = v.contiguous()
@@ -75,6 +78,8 @@ class GaussianMixture:
             self.factors = torch.zeros(k, d, 0, dtype=_F)
         else:
             f = torch.as_tensor(factors, dtype=_F)
+            if f.ndim < 3 or f.shape[0] != k or math.prod(f.shape[1:-1]) != d:
+                raise ValueError(f"GaussianMixture: factors has shape {tuple(f.shape)}; expected [{k}, *{self.shape}, r]")
             self.factors = f.reshape(k, d, f.shape[-1])
         if labels is None:
             self.labels = None

@@ -67,6 +67,7 @@ def pc(model, x, sigmas, extra_args=None, callback=None, disable=None, *,
     check_option("pc", "snr", snr, 0.0)
     check_option("pc", "eta", eta, 0.0)
     check_option("pc", "s_noise", s_noise, 0.0)
+    check_option("pc", "max_ratio", max_ratio, 0.0)
     extra_args = extra_args or {}
     sigmas = as_sigmas(sigmas, x, "pc")
     noise = noise_for(x, extra_args, noise)
