@@ -141,3 +141,8 @@ def test_linear_is_uniform_in_sigma():
     sigmas = make_sigmas("linear", 20, 0.002, 80.0)
     gaps = sigmas[:-2] - sigmas[1:-1]
     torch.testing.assert_close(gaps, torch.full_like(gaps, float(gaps[0])), rtol=1e-10, atol=0)
+
+
+@pytest.mark.parametrize("name", SCHEDULES.names())
+def test_registry_entry_is_callable_as_the_schedule(name):
+    assert torch.equal(SCHEDULES[name](5, 0.1, 10.0), make_sigmas(name, 5, 0.1, 10.0))

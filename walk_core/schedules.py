@@ -22,6 +22,10 @@ class ScheduleSpec:
     params: Dict[str, float] = field(default_factory=dict)
     doc: str = ""
 
+    def __call__(self, n: int, sigma_min: float, sigma_max: float, **params) -> torch.Tensor:
+        """Calling the spec is calling the schedule: ``SCHEDULES[name](n, sigma_min, sigma_max)``."""
+        return self.fn(n, sigma_min, sigma_max, **params)
+
 
 SCHEDULES: Registry[ScheduleSpec] = Registry("schedule")
 
@@ -100,9 +104,7 @@ def vp(n: int, sigma_min: float, sigma_max: float, beta_min: float = 0.1, beta_m
     t_hi, t_lo = t_of(sigma_max), t_of(sigma_min)
     t = t_hi + _ramp(n) * (t_lo - t_hi)
     sigmas = torch.sqrt(torch.expm1(beta_d * t**2 / 2 + beta_min * t))
-    sigmas[0], sigmas[-1] = sigma_max, sigma_min  # exact endpoints despite the round trip
-    if n == 1:
-        sigmas[0] = sigma_max
+    sigmas[-1], sigmas[0] = sigma_min, sigma_max  # exact endpoints despite the round trip (n = 1: sigma_max)
     return _finish(sigmas)
 
 

@@ -31,6 +31,10 @@ class WalkSpec:
     doc: str
     options: Dict[str, float] = field(default_factory=dict)
 
+    def __call__(self, model, x, sigmas, extra_args=None, callback=None, disable=None, **options):
+        """Calling the spec is calling the walk: ``WALKS[name]`` is usable wherever a walk function is."""
+        return self.fn(model, x, sigmas, extra_args=extra_args, callback=callback, disable=disable, **options)
+
 
 WALKS: Registry[WalkSpec] = Registry("walk")
 
