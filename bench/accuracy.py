@@ -117,7 +117,8 @@ def _score(target: BenchTarget, config: AccuracyConfig, walk: str, schedule: str
     seconds = time.perf_counter() - start
     expected = WALKS[walk].nfe(steps)
     if calls != expected:
-        log.warning("walk %s: made %d denoiser calls on %d levels but its spec says nfe=%d", walk, calls, steps, expected)
+        log.warning("walk %s: made %d denoiser calls on %d levels but its spec says nfe=%d",
+                    walk, calls, steps, expected)
     components = assign(target.mixture, samples)
     detail = None
     if target.detail_variance is not None:

@@ -2,9 +2,7 @@
 
 The denoiser is trivial (``x * 0.5``) so what is timed is the walk itself: its tensor arithmetic, its
 non-finite check, its noise draws. The reference is the plainest Euler loop on the probability-flow ODE,
-written here, with as many steps as the walk makes evaluations. Bare loop and walk are timed alternately
-(after warm-up) and the ratio is taken per repeat, so load from other processes affects both alike;
-medians are reported.
+written here, with as many steps as the budget has evaluations. Medians of consecutive runs after warm-up.
 """
 from __future__ import annotations
 
@@ -40,9 +38,8 @@ class WalkOverhead:
     steps: int
     nfe: int
     ms_per_nfe: float  # median over repeats
-    bare_ms_per_nfe: float  # the bare Euler loop, timed alongside
-    ratio: float  # median of per-repeat (walk time / bare time)
-    extra_ms_per_nfe: float  # median of per-repeat (walk time - bare time) / NFE
+    ratio: float  # ms_per_nfe over the bare loop's
+    extra_ms_per_nfe: float  # ms_per_nfe minus the bare loop's
 
 
 @dataclass(frozen=True)
@@ -55,6 +52,8 @@ class CostItem:
 @dataclass
 class OverheadResult:
     config: OverheadConfig
+    bare_ms_per_nfe: float  # median over both bare blocks
+    bare_blocks_ms: Tuple[float, float]  # median ms / NFE of the block before and the block after the walks
     walks: List[WalkOverhead]
     costs: List[CostItem]
 
@@ -79,9 +78,15 @@ def _seconds(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
+def _block(fn: Callable[[], object], repeats: int, warmup: int) -> List[float]:
+    """Seconds of ``repeats`` consecutive runs of ``fn`` after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    return [_seconds(fn) for _ in range(repeats)]
+
+
 def _median_ms(fn: Callable[[], object], repeats: int) -> float:
-    fn()
-    return 1000 * statistics.median(_seconds(fn) for _ in range(repeats))
+    return 1000 * statistics.median(_block(fn, repeats, 1))
 
 
 def measure_costs(config: OverheadConfig, draws: int = 20) -> List[CostItem]:
@@ -90,8 +95,10 @@ def measure_costs(config: OverheadConfig, draws: int = 20) -> List[CostItem]:
     noise = ItemNoise.from_seed(config.seed, config.shape[0])
     g = torch.Generator().manual_seed(config.seed)
     return [
-        CostItem("elementwise", "one elementwise op (x * 0.5, the trivial denoiser)", _median_ms(lambda: x * 0.5, draws)),
-        CostItem("finite_check", "non-finite check torch.isfinite(x).all()", _median_ms(lambda: bool(torch.isfinite(x).all()), draws)),
+        CostItem("elementwise", "one elementwise op (x * 0.5, the trivial denoiser)",
+                 _median_ms(lambda: x * 0.5, draws)),
+        CostItem("finite_check", "non-finite check torch.isfinite(x).all()",
+                 _median_ms(lambda: bool(torch.isfinite(x).all()), draws)),
         CostItem("max_check", "the same check as one reduction, torch.isfinite(x.abs().amax())",
                  _median_ms(lambda: bool(torch.isfinite(x.abs().amax())), draws)),
         CostItem("item_noise", f"per-item noise draw ItemNoise.randn, {config.shape[0]} CPU generators",
@@ -102,43 +109,41 @@ def measure_costs(config: OverheadConfig, draws: int = 20) -> List[CostItem]:
 
 
 def measure_overhead(config: OverheadConfig, walks: Optional[List[str]] = None) -> OverheadResult:
-    """Every walk at ``config.nfe`` evaluations, timed against the bare loop."""
+    """Every walk at ``config.nfe`` evaluations against the bare loop.
+
+    Each piece is timed in its own block of consecutive runs: alternating bare loop and walk made the
+    bare loop pay for the walk's allocations (its 1 MB tensors then miss glibc's reused heap). The bare
+    loop is timed before and after the walks, and both blocks are reported, so drift in the machine's
+    load shows.
+    """
     walks = list(WALKS) if walks is None else walks
-    x0 = torch.randn(config.shape)
-    sigmas = make_sigmas(config.schedule, config.nfe, config.sigma_min, config.sigma_max).float()
-    # warm everything up before the first row: the allocator settles (glibc's mmap threshold adapts to the
-    # tensor size), so the first rows are not timed against a slower bare loop than the later ones
-    for _ in range(config.warmup):
-        bare_euler(trivial_denoiser, x0, sigmas)
-        for walk in walks:
-            WALKS[walk].fn(trivial_denoiser, x0, sigmas, noise=ItemNoise.from_seed(config.seed, config.shape[0]))
-    return OverheadResult(config, [_time_walk(config, walk) for walk in walks], measure_costs(config))
+    x0 = torch.randn(config.shape, generator=torch.Generator().manual_seed(config.seed)) * config.sigma_max
+    bare_sigmas = make_sigmas(config.schedule, config.nfe, config.sigma_min, config.sigma_max).float()
+
+    def bare_block() -> List[float]:
+        return _block(lambda: bare_euler(trivial_denoiser, x0, bare_sigmas), config.repeats, config.warmup)
+
+    before = bare_block()
+    rows = [_time_walk(config, walk, x0) for walk in walks]
+    after = bare_block()
+    bare_ms = 1000 * statistics.median(before + after) / config.nfe
+    rows = [WalkOverhead(r.walk, r.stochastic, r.steps, r.nfe, r.ms_per_nfe, r.ms_per_nfe / bare_ms,
+                         r.ms_per_nfe - bare_ms) for r in rows]
+    for r in rows:
+        log.info("overhead %s: %d levels, %d NFE, %.3f ms/NFE, %.2fx the bare loop (%.3f ms/NFE)", r.walk, r.steps,
+                 r.nfe, r.ms_per_nfe, r.ratio, bare_ms)
+    blocks = tuple(1000 * statistics.median(b) / config.nfe for b in (before, after))
+    return OverheadResult(config, bare_ms, blocks, rows, measure_costs(config))
 
 
-def _time_walk(config: OverheadConfig, walk: str) -> WalkOverhead:
+def _time_walk(config: OverheadConfig, walk: str, x0: torch.Tensor) -> WalkOverhead:
     spec = WALKS[walk]
     steps = steps_for_nfe(walk, config.nfe)
     nfe = spec.nfe(steps)
     sigmas = make_sigmas(config.schedule, steps, config.sigma_min, config.sigma_max).float()
-    bare_sigmas = make_sigmas(config.schedule, nfe, config.sigma_min, config.sigma_max).float()
-    x0 = torch.randn(config.shape, generator=torch.Generator().manual_seed(config.seed)) * config.sigma_max
 
     def run_walk():
         spec.fn(trivial_denoiser, x0, sigmas, noise=ItemNoise.from_seed(config.seed, config.shape[0]))
 
-    def run_bare():
-        bare_euler(trivial_denoiser, x0, bare_sigmas)
-
-    for _ in range(config.warmup):
-        run_bare(), run_walk()
-    walk_s, bare_s = [], []
-    for _ in range(config.repeats):  # alternate, so a busy moment slows both
-        bare_s.append(_seconds(run_bare))
-        walk_s.append(_seconds(run_walk))
-    row = WalkOverhead(walk, spec.stochastic, steps, nfe, 1000 * statistics.median(walk_s) / nfe,
-                       1000 * statistics.median(bare_s) / nfe,
-                       statistics.median(w / b for w, b in zip(walk_s, bare_s)),
-                       1000 * statistics.median(w - b for w, b in zip(walk_s, bare_s)) / nfe)
-    log.info("overhead %s: %d levels, %d NFE, %.3f ms/NFE, bare %.3f ms/NFE, ratio %.2f", walk, steps, nfe,
-             row.ms_per_nfe, row.bare_ms_per_nfe, row.ratio)
-    return row
+    ms = 1000 * statistics.median(_block(run_walk, config.repeats, config.warmup)) / nfe
+    return WalkOverhead(walk, spec.stochastic, steps, nfe, ms, float("nan"), float("nan"))

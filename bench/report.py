@@ -61,41 +61,49 @@ def _fmt(value: Optional[float], digits: int = 3) -> str:
 def overhead_section(result: OverheadResult) -> List[str]:
     c = result.config
     shape = "×".join(str(d) for d in c.shape)
+    before, after = result.bare_blocks_ms
     lines = [
         "## Per-evaluation overhead",
         "",
         f"Trivial denoiser `D(x, σ) = 0.5·x` on a float32 batch of {shape}; every walk gets a budget of {c.nfe} "
         f"evaluations on the {c.schedule} schedule ({c.sigma_min:g}..{c.sigma_max:g}). The reference is a bare "
-        "Euler loop written in the benchmark (`bench/overhead.py: bare_euler`) with as many steps as the walk "
-        f"makes evaluations. Bare loop and walk are timed alternately, {c.repeats} repeats after warm-up, "
-        f"{torch.get_num_threads()} torch thread(s); the table gives medians, the median of the per-repeat ratios "
-        "and of the per-repeat extra time per evaluation.",
+        f"Euler loop of {c.nfe} steps written in the benchmark (`bench/overhead.py: bare_euler`): "
+        f"**{_fmt(result.bare_ms_per_nfe)} ms per evaluation** (median; {_fmt(before)} in the block before the "
+        f"walks, {_fmt(after)} after). Each walk and the bare loop run as blocks of {c.repeats} consecutive "
+        f"timed runs after {c.warmup} warm-up run(s), {torch.get_num_threads()} torch thread(s); medians.",
         "",
     ]
     rows = [[f"`{w.walk}`", "yes" if w.stochastic else "no", str(w.steps), str(w.nfe), _fmt(w.ms_per_nfe),
-             _fmt(w.bare_ms_per_nfe), f"{w.ratio:.2f}×", _fmt(w.extra_ms_per_nfe)] for w in result.walks]
-    lines += _table(["walk", "stochastic", "levels", "NFE", "ms / NFE", "bare Euler ms / NFE", "ratio",
+             f"{w.ratio:.2f}×", _fmt(w.extra_ms_per_nfe)] for w in result.walks]
+    lines += _table(["walk", "stochastic", "levels", "NFE", "ms / NFE", "ratio to bare Euler",
                      "extra ms / NFE"], rows)
     lines += ["", "What the pieces of one step cost on this batch (median of 20):", ""]
     lines += _table(["operation", "ms"], [[item.what, _fmt(item.ms)] for item in result.costs])
     cost = {item.key: item.ms for item in result.costs}
-    unit = cost.get("elementwise", 0.0)
-    relative = ""
-    if unit > 0 and "finite_check" in cost and "item_noise" in cost:
-        relative = (f" Here the check costs about {cost['finite_check'] / unit:.0f} elementwise operations and one "
-                    f"per-item noise draw about {cost['item_noise'] / unit:.0f}.")
-    lines += [
-        "",
-        "Every walk checks its state for NaN/inf after each step (`torch.isfinite(x).all()`), which the bare "
-        "loop does not." + relative + " **Stochastic walks also pay for per-item CPU noise generation**: every fresh-noise "
-        "draw runs one CPU generator per batch item (so image *i* of a batch equals a single run with seed+i) "
-        "and costs about as much as drawing the whole batch at once, far more than the elementwise update "
-        "itself; on a GPU the draw additionally crosses to the device. `euler_ancestral` draws once per "
-        "step, `edm` once per churned step, `langevin` once per evaluation, `pc` once per corrector step "
-        "and once per predictor step.",
-        "",
-    ]
+    lines += ["", *_cost_remarks(cost), ""]
     return lines
+
+
+def _cost_remarks(cost: Dict[str, float]) -> List[str]:
+    """The explanation under the cost table, with the ratios of this run."""
+    unit = cost.get("elementwise", 0.0)
+    check = noise = ""
+    if unit > 0 and "finite_check" in cost:
+        check = f" (here about {cost['finite_check'] / unit:.0f} elementwise operations"
+        if cost.get("max_check", 0) > 0:
+            check += f"; the equivalent `torch.isfinite(x.abs().amax())` would be {cost['max_check'] / unit:.0f}"
+        check += ")"
+    if unit > 0 and "item_noise" in cost and cost.get("batch_noise", 0) > 0:
+        noise = (f" One draw here costs about {cost['item_noise'] / unit:.0f} elementwise operations, "
+                 f"{cost['item_noise'] / cost['batch_noise']:.1f}× a single batch-wide `torch.randn`.")
+    return [
+        "Every walk checks its state for NaN/inf after each step with `torch.isfinite(x).all()`" + check
+        + ", which the bare loop does not. **Stochastic walks also pay for per-item CPU noise generation**: "
+        "every fresh-noise draw runs one CPU generator per batch item (so image *i* of a batch equals a single "
+        "run with seed+i), and on a GPU the draw is then copied to the device." + noise
+        + " `euler_ancestral` draws once per step, `edm` once per churned step (σ in [S_tmin, S_tmax]), "
+        "`langevin` once per evaluation but the last, `pc` once per corrector step and once per predictor step.",
+    ]
 
 
 def _cell(score: Optional[WalkScore], metric: str) -> str:

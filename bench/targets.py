@@ -28,7 +28,7 @@ class BenchTarget:
     """An exact mixture with the sigma range the walks run on.
 
     ``detail_variance`` is the isotropic variance of the fine-detail part (None when the target has no
-    low-rank/detail split worth measuring); ``labels`` name the components for the report.
+    low-rank/detail split worth measuring).
     """
 
     key: str
