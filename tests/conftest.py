@@ -18,3 +18,10 @@ if "rwalk" not in sys.modules:
 # test helper modules (exact_targets.py, ...) import by plain name under --import-mode=importlib
 if str(Path(__file__).parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).parent))
+
+# One torch thread: the suite is dominated by many small ops, which two threads slow down on 2 cores.
+import os  # noqa: E402
+
+import torch  # noqa: E402
+
+torch.set_num_threads(int(os.environ.get("WALK_TEST_THREADS", "1")))

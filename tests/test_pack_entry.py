@@ -113,5 +113,6 @@ def test_the_node_table_works_from_a_fresh_load(load_pack):
     """A node class from the ComfyUI-style load runs (the import graph is complete, not just importable)."""
     module = load_pack("comfyui-random-walk")
     target_cls = module.NODE_CLASS_MAPPINGS["TargetDistributionMixture"]
-    (target,) = target_cls().build(detail=0.05, variation=0.0, weights="", structure_seed=0)
+    defaults = {name: opts["default"] for name, (_, opts) in target_cls.INPUT_TYPES()["required"].items()}
+    (target,) = getattr(target_cls(), target_cls.FUNCTION)(**defaults)
     assert tuple(target.shape)[0] == 3

@@ -1,5 +1,4 @@
 """Running workflows headless: order, overrides, errors, image IO and PNG metadata."""
-import importlib.util
 import io
 import json
 import sys
@@ -10,17 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
+import _runner_fakes as fakes  # tests/ is on sys.path (conftest.py)
 
-def _load_fakes():
-    if "_runner_fakes" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("_runner_fakes", Path(__file__).with_name("_runner_fakes.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["_runner_fakes"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["_runner_fakes"]
-
-
-fakes = _load_fakes()
 runner = fakes.load_runner()
 TABLE = fakes.node_table(runner)
 

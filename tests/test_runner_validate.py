@@ -1,22 +1,12 @@
 """Validation of workflows: the bad-workflow corpus, and what must be accepted."""
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
 import pytest
 
+import _runner_fakes as fakes  # tests/ is on sys.path (conftest.py)
 
-def _load_fakes():
-    if "_runner_fakes" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("_runner_fakes", Path(__file__).with_name("_runner_fakes.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["_runner_fakes"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["_runner_fakes"]
-
-
-fakes = _load_fakes()
 runner = fakes.load_runner()
 TABLE = fakes.node_table(runner)
 BAD = Path(__file__).with_name("bad_workflows")

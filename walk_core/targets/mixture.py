@@ -157,8 +157,8 @@ class GaussianMixture:
     def _per_sigma(self, x: torch.Tensor, sigma, fn):
         """Apply ``fn(x_rows, sigma_float)`` grouping items that share a sigma."""
         sig = torch.as_tensor(sigma, dtype=_F).reshape(-1).cpu()
-        if sig.numel() == 1:
-            return fn(x, float(sig))
+        if sig.numel() == 1 or bool((sig == sig[0]).all()):  # the usual case: one sigma for the batch
+            return fn(x, float(sig[0]))
         if sig.numel() != x.shape[0]:
             raise ValueError(f"GaussianMixture: sigma has {sig.numel()} values for a batch of {x.shape[0]}")
         out = None
