@@ -13,6 +13,7 @@ from typing import Callable, Dict, List, Optional
 import torch
 
 from .guidance import GuidanceChain
+from .guidance.chain import GuidanceRecord
 from .noise import ItemNoise, item_seeds
 from .schedules import SCHEDULES, make_sigmas
 from .targets import WalkTarget
@@ -48,16 +49,21 @@ class WalkResult:
     sigmas: torch.Tensor
     trajectory: Trajectory
     nfe: int
+    guidance: List[GuidanceRecord] = field(default_factory=list)  # per evaluation: each term's change
 
 
 def _who(field_name: str, value, allowed: str) -> ValueError:
     return ValueError(f"run_walk: {field_name}={value!r} is not allowed; expected {allowed}")
 
 
+def sigma_range(request: WalkRequest, target: WalkTarget) -> tuple:
+    """(sigma_max, sigma_min): the request's overrides, or the target's own where they are 0."""
+    return request.sigma_max or target.sigma_max, request.sigma_min or target.sigma_min
+
+
 def walk_sigmas(request: WalkRequest, target: WalkTarget) -> torch.Tensor:
     """The schedule actually walked: the target's range (or the overrides), cut for denoise < 1."""
-    lo = request.sigma_min or target.sigma_min
-    hi = request.sigma_max or target.sigma_max
+    hi, lo = sigma_range(request, target)
     if not 0 < lo <= hi or not math.isfinite(hi):
         raise _who("sigma range", (lo, hi), "0 < sigma_min <= sigma_max (0 means the target's own)")
     if not 0 < request.denoise <= 1:
@@ -88,6 +94,7 @@ def run_walk(target: WalkTarget, request: WalkRequest, guidance: GuidanceChain =
     step dict (for previews and interrupts).
     """
     validate(request)
+    guidance.check(target)  # a term that cannot work on this target fails before any evaluation
     spec = WALKS[request.walk]
     options = {k: v for k, v in request.options.items() if k in spec.options}
     sigmas = walk_sigmas(request, target)
@@ -110,7 +117,9 @@ def run_walk(target: WalkTarget, request: WalkRequest, guidance: GuidanceChain =
         calls[0] += 1
         return target.denoiser(x, sigma, **extra)
 
-    model = guidance.wrap(counted, sigmas)
+    hi, lo = sigma_range(request, target)
+    guidance_records: List[GuidanceRecord] = trajectory.guidance  # per-term change norms, per evaluation
+    model = guidance.wrap(target, hi, lo, denoiser=counted, records=guidance_records)
 
     def callback(info):
         trajectory(info)
@@ -122,4 +131,5 @@ def run_walk(target: WalkTarget, request: WalkRequest, guidance: GuidanceChain =
     log.info("walk %s on %s: %d steps, sigma %.4g -> %.4g, batch %d, seeds %s", request.walk, target.name, n,
              float(sigmas[0]), float(sigmas[-2]) if n else 0.0, request.batch_size, seeds[:4])
     x = spec.fn(model, start, sigmas.to(start.device), callback=callback, noise=noise, **options)
-    return WalkResult(x=x, seeds=seeds, sigmas=sigmas, trajectory=trajectory, nfe=calls[0])
+    return WalkResult(x=x, seeds=seeds, sigmas=sigmas, trajectory=trajectory, nfe=calls[0],
+                      guidance=guidance_records)

@@ -20,6 +20,7 @@ class Trajectory:
     sigmas: List[float] = field(default_factory=list)
     x: List[torch.Tensor] = field(default_factory=list)
     denoised: List[torch.Tensor] = field(default_factory=list)
+    guidance: list = field(default_factory=list)  # GuidanceRecord per evaluation (sigma, norm of each term's change)
 
     def __post_init__(self):
         if self.every < 0:

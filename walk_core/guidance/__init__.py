@@ -1,4 +1,6 @@
-"""Guidance: an immutable chain of terms that wraps a denoiser (terms arrive with the guidance issue)."""
-from .chain import GuidanceChain, GuidanceTerm
+"""Guidance: an immutable chain of terms that wraps a denoiser (see chain.py) and the terms themselves."""
+from .chain import STRENGTH_SCHEDULES, GuidanceChain, GuidanceContext, GuidanceRecord, GuidanceTerm
+from .terms import CFG, TERMS, register_term
 
-__all__ = ["GuidanceChain", "GuidanceTerm"]
+__all__ = ["CFG", "STRENGTH_SCHEDULES", "TERMS", "GuidanceChain", "GuidanceContext", "GuidanceRecord",
+           "GuidanceTerm", "register_term"]

@@ -1,47 +1,115 @@
-"""The WALK_GUIDANCE value: an ordered, immutable chain of guidance terms.
+"""The WALK_GUIDANCE value: an ordered, immutable chain of guidance terms that wraps a denoiser.
 
-``guided = chain.wrap(denoiser, sigmas)`` returns a denoiser with the same signature, so walks never
-know guidance exists (k-diffusion's CFG-denoiser pattern). Each term has a weight and a start/end
-percent of the walk, converted to a sigma interval once per walk from the schedule. ComfyUI caches
-node outputs and one output may feed several nodes, so ``plus`` returns a new chain.
+``guided = chain.wrap(target, sigma_range)`` returns a denoiser with the target's signature, so walks
+never know guidance exists (k-diffusion's CFG-denoiser pattern). Terms apply in chain order to the
+running denoised estimate. Each term has
+
+* a weight (its own meaning: the CFG scale, the energy step, ...),
+* a start/end percent of the walk, converted once to a sigma interval, log-linearly over the walk's
+  sigma range -- so every walk, schedule and step count uses the same sigmas (the guidance interval of
+  Kynkaeaenniemi et al. 2024 falls out of it),
+* a schedule of its strength over that interval (constant, linear or cosine fade): the chain blends
+  ``current + strength * (term(current) - current)``, so strength 0 is "no term" for every kind of term.
+
+ComfyUI caches node outputs and one output may feed several nodes, so ``plus`` returns a new chain;
+per-walk state (APG's momentum) lives in the wrapper made by ``wrap``, never in a term.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Tuple
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Dict, List, Optional, Tuple
 
 import torch
+
+STRENGTH_SCHEDULES = ("constant", "linear", "cosine")
+
+
+class GuidanceContext:
+    """What a term sees at one evaluation: x, sigma, the target and its raw predictions (computed lazily
+    and at most once per evaluation)."""
+
+    def __init__(self, target, x: torch.Tensor, sigma: torch.Tensor, extra: dict, conditional: torch.Tensor):
+        self.target, self.x, self.sigma, self.extra = target, x, sigma, extra
+        self.conditional = conditional  # the target's own (conditional) prediction, before any term
+        self._unconditional: Optional[torch.Tensor] = None
+
+    @property
+    def unconditional(self) -> torch.Tensor:
+        if self._unconditional is None:
+            branch = getattr(self.target, "unconditional", None)
+            if branch is None:
+                raise ValueError(f"guidance: target {self.target.name!r} has no unconditional branch")
+            self._unconditional = branch(self.x, self.sigma, **self.extra)
+        return self._unconditional
 
 
 @dataclass(frozen=True)
 class GuidanceTerm:
-    """One term of the chain. Subclasses implement :meth:`apply`."""
+    """One term of the chain. Subclasses set ``kind`` and implement :meth:`apply` (and :meth:`check`,
+    :meth:`start` when they need the target or per-walk state)."""
 
+    kind: ClassVar[str] = "term"
     weight: float = 1.0
     start_percent: float = 0.0
     end_percent: float = 1.0
+    schedule: str = "constant"
 
     def __post_init__(self):
-        if not 0.0 <= self.start_percent <= self.end_percent <= 1.0:
-            raise ValueError(
-                f"{type(self).__name__}: start_percent={self.start_percent}, end_percent={self.end_percent} "
-                "is not allowed; expected 0 <= start <= end <= 1"
-            )
+        who = f"GuidanceStep ({self.kind})"
+        if not 0.0 <= self.start_percent <= 1.0 or not 0.0 <= self.end_percent <= 1.0:
+            raise ValueError(f"{who}: start_percent={self.start_percent}, end_percent={self.end_percent}; "
+                             "expected values in 0..1")
+        if self.start_percent > self.end_percent:
+            raise ValueError(f"{who}: start_percent={self.start_percent} is after end_percent={self.end_percent}; "
+                             "expected start <= end")
+        if self.schedule not in STRENGTH_SCHEDULES:
+            raise ValueError(f"{who}: schedule={self.schedule!r}; expected one of {', '.join(STRENGTH_SCHEDULES)}")
+        if not math.isfinite(self.weight):
+            raise ValueError(f"{who}: weight={self.weight} must be finite")
 
-    def sigma_interval(self, sigmas: torch.Tensor) -> Tuple[float, float]:
-        """(sigma_hi, sigma_lo): the term is active for sigma_lo <= sigma <= sigma_hi."""
-        levels = sigmas[:-1] if float(sigmas[-1]) == 0 and len(sigmas) > 1 else sigmas
-        n = len(levels) - 1
+    # -- what subclasses override
+    def check(self, target) -> None:
+        """Raise ValueError if the term cannot work on ``target`` (called before the walk starts)."""
 
-        def at(percent: float) -> float:
-            return float(levels[min(round(percent * n), n)]) if n > 0 else float(levels[0])
+    def start(self, target) -> Any:
+        """Fresh per-walk state (None for stateless terms)."""
+        return None
 
-        hi = float("inf") if self.start_percent == 0 else at(self.start_percent)
+    def apply(self, ctx: GuidanceContext, denoised: torch.Tensor, state: Any) -> torch.Tensor:
+        raise NotImplementedError
+
+    # -- shared
+    def sigma_interval(self, sigma_max: float, sigma_min: float) -> Tuple[float, float]:
+        """(sigma_hi, sigma_lo): active for sigma_lo <= sigma <= sigma_hi. Percent p maps log-linearly onto
+        [sigma_max, sigma_min]; start 0 / end 1 are open-ended (the walk's first and last evaluations)."""
+
+        def at(p: float) -> float:
+            return math.exp(math.log(sigma_max) + p * (math.log(sigma_min) - math.log(sigma_max)))
+
+        hi = math.inf if self.start_percent == 0 else at(self.start_percent)
         lo = 0.0 if self.end_percent == 1 else at(self.end_percent)
         return hi, lo
 
-    def apply(self, denoised: torch.Tensor, x: torch.Tensor, sigma: torch.Tensor, denoiser, extra: dict) -> torch.Tensor:
-        raise NotImplementedError
+    def strength(self, sigma: float, sigma_max: float, sigma_min: float) -> float:
+        """The schedule's factor at ``sigma``: 1 throughout for constant; fading from 1 at the interval's
+        start to 0 at its end for linear and cosine (progress measured in log sigma)."""
+        if self.schedule == "constant":
+            return 1.0
+        hi, lo = self.sigma_interval(sigma_max, sigma_min)
+        hi, lo = min(hi, sigma_max), max(lo, sigma_min)
+        if hi <= lo:
+            return 1.0
+        t = min(max((math.log(hi) - math.log(max(sigma, 1e-30))) / (math.log(hi) - math.log(lo)), 0.0), 1.0)
+        return 1.0 - t if self.schedule == "linear" else math.cos(math.pi * t / 2)
+
+
+@dataclass
+class GuidanceRecord:
+    """Per evaluation: sigma and the norm (per item, RMS) of the change each active term made."""
+
+    sigma: float
+    norms: Dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -56,17 +124,47 @@ class GuidanceChain:
     def __len__(self) -> int:
         return len(self.terms)
 
-    def wrap(self, denoiser: Callable[..., torch.Tensor], sigmas: torch.Tensor) -> Callable[..., torch.Tensor]:
+    def labels(self) -> List[str]:
+        """``"1:cfg"``, ``"2:apg"``, ...: how terms are named in records."""
+        return [f"{i + 1}:{t.kind}" for i, t in enumerate(self.terms)]
+
+    def check(self, target) -> None:
+        """Every term's check against ``target``: errors before any evaluation."""
+        for term in self.terms:
+            term.check(target)
+
+    def wrap(self, target, sigma_max: float, sigma_min: float,
+             denoiser: Optional[Callable[..., torch.Tensor]] = None,
+             records: Optional[List[GuidanceRecord]] = None) -> Callable[..., torch.Tensor]:
+        """The guided denoiser for one walk over [sigma_min, sigma_max].
+
+        ``denoiser`` defaults to ``target.denoiser`` (pass a counting wrapper to count evaluations);
+        ``records`` collects a :class:`GuidanceRecord` per evaluation when given.
+        """
+        base = denoiser or target.denoiser
         if not self.terms:
-            return denoiser
-        intervals = [t.sigma_interval(sigmas) for t in self.terms]
+            return base
+        self.check(target)
+        intervals = [t.sigma_interval(sigma_max, sigma_min) for t in self.terms]
+        states = [t.start(target) for t in self.terms]
+        labels = self.labels()
 
         def guided(x, sigma, **extra):
-            denoised = denoiser(x, sigma, **extra)
+            conditional = base(x, sigma, **extra)
             s = float(sigma.reshape(-1)[0])
-            for term, (hi, lo) in zip(self.terms, intervals):
-                if lo <= s <= hi:
-                    denoised = term.apply(denoised, x, sigma, denoiser, extra)
+            ctx = GuidanceContext(target, x, sigma, extra, conditional)
+            denoised, norms = conditional, {}
+            for term, (hi, lo), state, label in zip(self.terms, intervals, states, labels):
+                if not lo <= s <= hi:
+                    continue
+                proposed = term.apply(ctx, denoised, state)
+                strength = term.strength(s, sigma_max, sigma_min)
+                new = proposed if strength == 1.0 else denoised + strength * (proposed - denoised)
+                if records is not None:
+                    norms[label] = float((new - denoised).flatten(1).square().mean(1).sqrt().mean())
+                denoised = new
+            if records is not None:
+                records.append(GuidanceRecord(s, norms))
             return denoised
 
         return guided

@@ -8,7 +8,7 @@ import torch
 
 Denoiser = Callable[..., torch.Tensor]  # D(x [B, ...], sigma [B], **extra) -> denoised [B, ...]
 
-SPACES = ("pixels", "latent")
+SPACES = ("pixels", "latent", "vector")  # vector: abstract exact targets (e.g. 2-D mixtures)
 
 
 @dataclass(frozen=True)
@@ -18,12 +18,16 @@ class WalkTarget:
     Attributes:
         name: shown in errors and logs.
         denoiser: D(x, sigma, **extra) in the k-diffusion / EDM convention.
-        space: "pixels" (walk tensors [B, C, H, W] in [-1, 1]) or "latent" (a model's latent space).
+        space: "pixels" (walk tensors [B, C, H, W] in [-1, 1]), "latent" (a model's latent space) or
+            "vector" (an abstract exact target such as a 2-D mixture).
         sigma_min, sigma_max: the natural sigma range of the target.
         shape: the shape of one sample, e.g. (3, 64, 64).
         resize: for targets that take a size, ``resize(width, height) -> WalkTarget`` at that size; None
             when the shape is fixed.
-        exact: the exact distribution (a GaussianMixture) where there is one, for verification.
+        unconditional: the branch guidance extrapolates away from (classifier-free guidance's D(x, sigma | {}));
+            None when the target has no conditional branch.
+        exact: the exact distribution (a GaussianMixture) the target samples -- the conditional one when a
+            class is chosen -- where there is one, for verification.
         info: free-form facts for display (components, source, ...).
     """
 
@@ -35,6 +39,7 @@ class WalkTarget:
     shape: Tuple[int, ...]
     resize: Optional[Callable[[int, int], "WalkTarget"]] = None
     exact: Any = None
+    unconditional: Optional[Denoiser] = None
     info: dict = field(default_factory=dict)
 
     def __post_init__(self):

@@ -31,9 +31,28 @@ class ImageMixtureSpec:
     variation: float = 0.15  # std of the smooth large-scale part along each of its directions
     structure_seed: int = 0  # seeds the smooth variation fields (not the walk)
     spread_scales: Optional[Tuple[float, ...]] = None  # per-component factor on detail and variation
+    labels: Optional[Tuple[str, ...]] = None  # class name per component (None: each its own name)
+    condition: str = ""  # the class to sample ("" = all: unconditional, no CFG branch)
 
     def n_components(self) -> int:
         return len(PATTERNS) if self.images is None else int(self.images.shape[0])
+
+    def class_names(self) -> Tuple[str, ...]:
+        """The class of each component: ``labels``, else the pattern names / image indices."""
+        if self.labels is not None:
+            return self.labels
+        return tuple(PATTERNS) if self.images is None else tuple(str(i) for i in range(self.n_components()))
+
+
+def parse_labels(text: str, k: int, who: str = "labels") -> Optional[Tuple[str, ...]]:
+    """'' -> None (each component its own class); 'warm, warm, cool' -> one name per component."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    names = tuple(t.strip() for t in text.split(","))
+    if len(names) != k or any(not n for n in names):
+        raise ValueError(f"{who}={text!r}: expected {k} non-empty class names (one per component) or empty")
+    return names
 
 
 def parse_per_component(text: str, k: int, who: str = "weights") -> Optional[Tuple[float, ...]]:
@@ -80,7 +99,9 @@ def build_mixture(spec: ImageMixtureSpec, width: int, height: int) -> GaussianMi
         # scaled so that the smooth part's variance per pixel is (variation * scale_k)^2
         scale = spec.variation * scales / VARIATION_RANK**0.5
         factors = _variation_fields(k, width, height, spec.structure_seed) * scale[:, None, None, None, None]
-    return GaussianMixture(weights, means, detail**2, factors)
+    names = spec.class_names()
+    ids = {name: i for i, name in enumerate(dict.fromkeys(names))}
+    return GaussianMixture(weights, means, detail**2, factors, labels=[ids[n] for n in names])
 
 
 def image_mixture_target(spec: ImageMixtureSpec, width: int, height: int) -> WalkTarget:
@@ -88,14 +109,27 @@ def image_mixture_target(spec: ImageMixtureSpec, width: int, height: int) -> Wal
     if width < 1 or height < 1:
         raise ValueError(f"image_mixture_target: size {width}x{height} is not allowed; expected >= 1x1")
     mixture = build_mixture(spec, width, height)
+    name = f"mixture of {spec.n_components()} pictures"
+    unconditional = None
+    sampled = mixture
+    if spec.condition:
+        names = list(dict.fromkeys(spec.class_names()))
+        if spec.condition not in names:
+            raise ValueError(f"TargetDistributionMixture: class={spec.condition!r} is not a class of this mixture; "
+                             f"expected one of: {', '.join(names)} (or empty for all)")
+        sampled = mixture.condition(names.index(spec.condition))
+        unconditional = mixture.denoise
+        name += f", class {spec.condition!r}"
     return WalkTarget(
-        name=f"mixture of {spec.n_components()} pictures",
-        denoiser=mixture.denoise,
+        name=name,
+        denoiser=sampled.denoise,
         space="pixels",
         sigma_min=SIGMA_MIN,
         sigma_max=SIGMA_MAX,
         shape=(3, height, width),
         resize=lambda w, h: image_mixture_target(spec, w, h),
-        exact=mixture,
-        info={"components": spec.n_components(), "source": "patterns" if spec.images is None else "images"},
+        exact=sampled,
+        unconditional=unconditional,
+        info={"unconditional_exact": mixture, "components": spec.n_components(),
+              "source": "patterns" if spec.images is None else "images"},
     )
