@@ -1,0 +1,139 @@
+"""Guidance checked against exact conditional targets (a 2-D class-labelled mixture).
+
+Tolerances come from the sample size: weights and precisions are compared with Z_MAX standard errors.
+"""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from rwalk.walk_core import GaussianMixture, GuidanceChain, WalkRequest, run_walk
+from rwalk.walk_core.guidance import CFG, TERMS
+from rwalk.walk_core.targets import exact_target
+
+from exact_targets import mode_weights, total_variation
+
+Z_MAX = 4.5
+N = 3000
+WALK = dict(walk="euler_ancestral", steps=120, batch_size=N, seed=11)
+
+
+def classes_2d() -> GaussianMixture:
+    """Two overlapping classes of two components each: class 0 on the left, class 1 on the right."""
+    means = [[-1.4, 0.0], [-0.4, 1.8], [1.4, 0.0], [0.4, 1.8]]
+    return GaussianMixture([3, 1, 2, 2], means, 0.35, labels=[0, 0, 1, 1])
+
+
+@pytest.fixture(scope="module")
+def mixture():
+    return classes_2d()
+
+
+def precision(mixture: GaussianMixture, x: torch.Tensor, label: int = 0) -> float:
+    """Fraction of samples whose most likely class under the exact unconditional mixture is ``label``."""
+    r = mixture.responsibilities(x, 0.0)
+    in_class = r[:, mixture.labels == label].sum(1)
+    return float((in_class > 0.5).double().mean())
+
+
+def walk(target, chain=GuidanceChain(), **overrides):
+    return run_walk(target, WalkRequest(**{**WALK, **overrides}), chain)
+
+
+def test_cfg_scale_one_is_the_conditional(mixture):
+    target = exact_target(mixture, 0)
+    plain = walk(target).x
+    guided = walk(target, GuidanceChain().plus(CFG(weight=1.0))).x
+    # u + 1 * (c - u) = c up to rounding: the same walk
+    assert torch.allclose(guided, plain, atol=1e-4)
+    # and that walk samples the exact conditional: its within-class mode weights and mean
+    conditional = mixture.condition(0)
+    assert total_variation(mode_weights(conditional, guided), conditional.weights) < Z_MAX * math.sqrt(0.25 / N)
+    exact = conditional.sample(N, torch.Generator().manual_seed(3))
+    se = (exact.var(0) / N * 2).sqrt()
+    assert float(((guided.double().mean(0) - exact.mean(0)).abs() / se).max()) < Z_MAX
+
+
+def test_class_precision_rises_with_scale(mixture):
+    target = exact_target(mixture, 0)
+    scores = [precision(mixture, walk(target, GuidanceChain().plus(CFG(weight=w))).x) for w in (1.0, 2.0, 4.0)]
+    se = math.sqrt(0.25 / N)
+    assert scores[0] + 2 * se < scores[1] + 1e-12 and scores[1] <= scores[2] + se, scores
+    assert scores[2] > 0.97
+
+
+def test_term_outside_its_interval_is_bit_identical(mixture):
+    target = exact_target(mixture, 0)
+    base = GuidanceChain().plus(CFG(weight=2.0))
+    # a zero-width interval at a sigma no evaluation lands on
+    idle = base.plus(CFG(weight=7.0, start_percent=0.5137, end_percent=0.5137))
+    a = walk(target, base, batch_size=64)
+    b = walk(target, idle, batch_size=64)
+    assert torch.equal(a.x, b.x)
+    assert all("2:cfg" not in r.norms for r in b.guidance)
+
+
+def test_interval_is_in_sigma_and_the_same_for_every_walk(mixture):
+    """start/end percent become one sigma interval; every walk applies the term exactly there."""
+    target = exact_target(mixture, 0)
+    term = CFG(weight=3.0, start_percent=0.3, end_percent=0.6)
+    hi, lo = term.sigma_interval(target.sigma_max, target.sigma_min)
+    for name, steps in (("euler", 30), ("heun", 17), ("pc", 12)):
+        result = walk(target, GuidanceChain().plus(term), walk=name, steps=steps, batch_size=8)
+        for record in result.guidance:
+            assert ("1:cfg" in record.norms) == (lo <= record.sigma <= hi)
+        assert any("1:cfg" in r.norms for r in result.guidance)
+
+
+def test_strength_schedules_fade_the_term(mixture):
+    """linear/cosine scale the term's change by a factor falling from 1 at the interval's start to 0 at
+    its end (in log sigma); constant keeps 1."""
+    target = exact_target(mixture, 0)
+    x = torch.randn(8, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    wrapped = {s: GuidanceChain().plus(CFG(weight=3.0, schedule=s, start_percent=0.2, end_percent=0.8))
+               .wrap(target, 80.0, 0.002) for s in ("constant", "linear", "cosine")}
+    term = CFG(weight=3.0, schedule="linear", start_percent=0.2, end_percent=0.8)
+    hi, lo = term.sigma_interval(80.0, 0.002)
+    previous = {"linear": 1.0, "cosine": 1.0}
+    for sigma_value in torch.logspace(math.log10(hi), math.log10(lo), 9).tolist():
+        sigma = torch.full((8,), sigma_value, dtype=torch.float64)
+        c = target.denoiser(x, sigma)
+        full = wrapped["constant"](x, sigma) - c
+        for schedule in ("linear", "cosine"):
+            change = wrapped[schedule](x, sigma) - c
+            factor = float((change * full).sum() / full.square().sum())
+            assert torch.allclose(change, factor * full, atol=1e-9)
+            assert -1e-9 <= factor <= previous[schedule] + 1e-9
+            previous[schedule] = factor
+    assert previous["linear"] == pytest.approx(0.0, abs=1e-9) and previous["cosine"] == pytest.approx(0.0, abs=1e-9)
+    assert term.strength(hi, 80.0, 0.002) == pytest.approx(1.0)
+
+
+def test_chain_order_is_applied_as_documented(mixture):
+    """Terms apply in chain order to the running estimate: cfg(a) then cfg(b) is cfg(a*b) on the
+    conditional branch, and a later term sees the earlier one's output (checked at one evaluation)."""
+    target = exact_target(mixture, 0)
+    x = torch.randn(16, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    sigma = torch.full((16,), 0.7, dtype=torch.float64)
+    two = GuidanceChain().plus(CFG(weight=2.0)).plus(CFG(weight=3.0)).wrap(target, 80.0, 0.002)
+    one = GuidanceChain().plus(CFG(weight=6.0)).wrap(target, 80.0, 0.002)
+    assert torch.allclose(two(x, sigma), one(x, sigma), atol=1e-10)
+    c, u = target.denoiser(x, sigma), target.unconditional(x, sigma)
+    assert torch.allclose(one(x, sigma), u + 6.0 * (c - u), atol=1e-10)
+
+
+@pytest.mark.skipif("apg" not in TERMS, reason="needs the apg term")
+def test_apg_keeps_more_within_class_diversity_than_cfg(mixture):
+    """At a high scale CFG pushes samples to the class's far edge; APG's projection keeps more of the
+    conditional's spread (measured on the same seeds)."""
+    target = exact_target(mixture, 0)
+    scale = 8.0
+    cfg = walk(target, GuidanceChain().plus(CFG(weight=scale))).x
+    apg = walk(target, GuidanceChain().plus(TERMS["apg"](weight=scale))).x
+    spread = lambda s: float(torch.linalg.det(torch.cov(s.double().T)).sqrt())  # noqa: E731
+    exact = float(torch.linalg.det(torch.cov(mixture.condition(0).sample(N, torch.Generator().manual_seed(4)).T)).sqrt())
+    # sd of a generalised-variance estimate ~ sqrt(2 * d / n) relative (d = 2)
+    margin = Z_MAX * math.sqrt(4 / N)
+    assert spread(apg) > spread(cfg) * (1 + margin), (spread(apg), spread(cfg), exact)
