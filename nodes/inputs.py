@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any, Dict, Tuple
 
 from ..walk_core import SCHEDULES, WALKS
+from ..walk_core.guidance import STRENGTH_SCHEDULES
 from ..walk_core.noise import SEED_MAX
 
 # name -> (type, options). Nodes pick entries with ``pick(...)`` so a shared input is declared once.
@@ -50,6 +51,18 @@ INPUTS: Dict[str, Tuple[Any, Dict[str, Any]]] = {
     "trajectory_every": ("INT", {"default": 5, "min": 0, "max": 10000, "tooltip": (
         "Keep an x-hat-0 snapshot every this many steps for the trajectory output (the last step is always "
         "kept; 0 = the last only).")}),
+    # guidance terms (GuidanceStep nodes): where in the walk a term acts, and how strongly
+    "start_percent": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": (
+        "Where in the walk this term starts acting: 0 = from the first step, 0.3 = after 30% of the walk. "
+        "Measured log-linearly in sigma over the walk's range, so it is the same sigma for every walk, "
+        "schedule and step count. Must not be after end_percent.")}),
+    "end_percent": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": (
+        "Where in the walk this term stops acting: 1 = up to the last step, 0.8 = not in the last 20% "
+        "(fine detail). Must not be before start_percent.")}),
+    "strength_schedule": (list(STRENGTH_SCHEDULES), {"default": "constant", "tooltip": (
+        "How the term's strength varies between start_percent and end_percent: constant = full strength "
+        "throughout; linear / cosine = fading from full at start_percent to none at end_percent (in log "
+        "sigma). Strength s blends current + s * (term(current) - current).")}),
 }
 
 
@@ -60,3 +73,10 @@ def pick(*names: str, **overrides: Dict[str, Any]) -> Dict[str, Tuple[Any, Dict[
         kind, options = INPUTS[name]
         out[name] = (kind, {**options, **overrides.get(name, {})})
     return out
+
+
+def pick_as(input_name: str, entry: str, **options: Any) -> Dict[str, Tuple[Any, Dict[str, Any]]]:
+    """The table's ``entry`` declared under another input name (GuidanceStep's ``schedule`` is the
+    ``strength_schedule`` entry: the name ``schedule`` is taken by the walk's sigma schedule)."""
+    kind, base = INPUTS[entry]
+    return {input_name: (kind, {**base, **options})}

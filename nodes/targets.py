@@ -1,7 +1,8 @@
 """TargetDistribution family: nodes that make a WALK_TARGET."""
 from __future__ import annotations
 
-from ..walk_core.targets.image_mixture import ImageMixtureSpec, image_mixture_target, parse_per_component
+from ..walk_core.targets.image_mixture import (ImageMixtureSpec, image_mixture_target, parse_labels,
+                                               parse_per_component)
 from ..walk_core.targets.patterns import PATTERNS
 from .types import CATEGORY, WALK_TARGET
 
@@ -11,7 +12,8 @@ class TargetDistributionMixture:
         "An exact target: a Gaussian mixture whose component means are the pictures of an IMAGE batch (or "
         f"{len(PATTERNS)} built-in patterns when none is connected), each with smooth colour/shape variation "
         "and fine per-pixel detail. Its denoiser is exact, so you can see what each walk does to a "
-        "distribution whose answer is known."
+        "distribution whose answer is known. Group components into classes with labels and pick one with "
+        "class to sample it, with an exact unconditional branch for CFG."
     )
     CATEGORY = f"{CATEGORY}/targets"
     RETURN_TYPES = ("WALK_TARGET",)
@@ -38,18 +40,34 @@ class TargetDistributionMixture:
                     "Seeds the shape of the smooth variation fields (the target itself, not the walk).")}),
             },
             "optional": {
+                # added after the node first landed: optional, so API prompts saved before still validate, and
+                # last among the widgets (saved editor workflows list widget values in declared order)
+                "labels": ("STRING", {"default": "", "multiline": False, "tooltip": (
+                    "Comma-separated class name per component (picture), e.g. 'curved, straight, ...'; "
+                    "components sharing a name form one class. Empty = each component is its own class, named "
+                    f"after its pattern ({', '.join(PATTERNS)}) or its image index (0, 1, ...).")}),
+                "class": ("STRING", {"default": "", "multiline": False, "tooltip": (
+                    "The class to sample, like a prompt: one of the class names (see labels). Empty = all "
+                    "components, with no conditional branch. A class gives CFG/APG an exact conditional "
+                    "(this class) and unconditional (all classes) prediction: GuidanceStep CFG needs one.")}),
                 "images": ("IMAGE", {"tooltip": (
                     "Pictures to use as component means (resized to the walk's size); none = built-in patterns.")}),
             },
         }
 
-    def build(self, detail, variation, weights, spread_scales, structure_seed, images=None):
+    # ``class`` is a Python keyword, so it arrives through **inputs (ComfyUI passes inputs by name).
+    def build(self, detail, variation, weights, spread_scales, structure_seed, labels="", images=None, **inputs):
+        unknown = set(inputs) - {"class"}
+        if unknown:
+            raise TypeError(f"TargetDistributionMixture.build: unexpected inputs {sorted(unknown)}")
+        who = "TargetDistributionMixture: "
         pictures = None if images is None else images[..., :3].permute(0, 3, 1, 2).float()
         count = len(PATTERNS) if pictures is None else pictures.shape[0]
         spec = ImageMixtureSpec(
-            images=pictures, weights=parse_per_component(weights, count, "TargetDistributionMixture: weights"),
+            images=pictures, weights=parse_per_component(weights, count, who + "weights"),
             detail=detail, variation=variation, structure_seed=structure_seed,
-            spread_scales=parse_per_component(spread_scales, count, "TargetDistributionMixture: spread_scales"),
+            spread_scales=parse_per_component(spread_scales, count, who + "spread_scales"),
+            labels=parse_labels(labels, count, who + "labels"), condition=(inputs.get("class") or "").strip(),
         )
         size = (64, 64) if pictures is None else (pictures.shape[-1], pictures.shape[-2])
         return (image_mixture_target(spec, *size),)

@@ -17,7 +17,8 @@ def ring_2d() -> GaussianMixture:
     return GaussianMixture(torch.arange(1, k + 1), means, 0.05, factors=(tangent * 0.6)[..., None])
 
 
-def image_3x16x16(k: int = 3, rank: int = 3, detail: float = 0.05) -> GaussianMixture:
+def image_3x16x16(k: int = 3, rank: int = 3, detail: float = 0.05, direction_std=(2.0, 0.8),
+                  labels=None) -> GaussianMixture:
     """An image-like mixture: distinct means, smooth low-rank variation, a small isotropic fine-detail part."""
     g = torch.Generator().manual_seed(1234)
     coarse = torch.randn(k, 3, 4, 4, generator=g, dtype=torch.float64)
@@ -25,9 +26,9 @@ def image_3x16x16(k: int = 3, rank: int = 3, detail: float = 0.05) -> GaussianMi
     fields = torch.randn(k * rank, 3, 4, 4, generator=g, dtype=torch.float64)
     fields = torch.nn.functional.interpolate(fields, size=(16, 16), mode="bilinear", align_corners=False)
     fields = fields / fields.flatten(1).norm(dim=1)[:, None, None, None]  # unit directions
-    scales = torch.linspace(2.0, 0.8, rank, dtype=torch.float64)  # std along each direction
+    scales = torch.linspace(*direction_std, rank, dtype=torch.float64)  # std along each direction
     factors = (fields.reshape(k, rank, 3, 16, 16) * scales[None, :, None, None, None]).permute(0, 2, 3, 4, 1)
-    return GaussianMixture(torch.arange(1, k + 1) + 1.0, means, detail**2, factors=factors)
+    return GaussianMixture(torch.arange(1, k + 1) + 1.0, means, detail**2, factors=factors, labels=labels)
 
 
 def song_ermon_2d() -> GaussianMixture:

@@ -1,5 +1,6 @@
 """The node table: declarations ComfyUI can read, and one working call of every node (no ComfyUI needed)."""
 import inspect
+import keyword
 
 import pytest
 import torch
@@ -94,9 +95,16 @@ def test_function_takes_exactly_the_declared_inputs(node_id):
     params = inspect.signature(getattr(cls, cls.FUNCTION)).parameters
     names = [n for n in params if n != "self"]
     declared = sections(cls)
+    takes_kwargs = any(p.kind == inspect.Parameter.VAR_KEYWORD for p in params.values())
     for name in declared["required"]:
+        if keyword.iskeyword(name):  # e.g. ``class``: no parameter can be named so; it comes through **kwargs
+            assert takes_kwargs, f"{node_id}.{cls.FUNCTION} needs **kwargs for the input {name!r}"
+            continue
         assert name in names, f"{node_id}.{cls.FUNCTION} lacks required input {name}"
     for name in declared["optional"]:
+        if keyword.iskeyword(name):
+            assert takes_kwargs, f"{node_id}.{cls.FUNCTION} needs **kwargs for the input {name!r}"
+            continue
         assert name in names, f"{node_id}.{cls.FUNCTION} lacks optional input {name}"
         assert params[name].default is not inspect.Parameter.empty, f"optional {name} needs a default"
     for name in names:

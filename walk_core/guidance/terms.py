@@ -1,7 +1,8 @@
 """The guidance terms registry and classifier-free guidance.
 
 Every term is a frozen dataclass (a GuidanceTerm) registered by its ``kind``; a new term is one class
-added to ``TERMS`` and one node in nodes/guidance.py.
+added to ``TERMS`` and one node in nodes/guidance.py. CFG lives here; its refinements (rescale, APG,
+autoguidance) in cfg_family.py, dynamic thresholding in threshold.py.
 """
 from __future__ import annotations
 
@@ -19,6 +20,23 @@ TERMS: Registry[Type[GuidanceTerm]] = Registry("guidance term")
 def register_term(cls: Type[GuidanceTerm]) -> Type[GuidanceTerm]:
     TERMS.register(cls.kind, cls)
     return cls
+
+
+def invalid(term: GuidanceTerm, field_name: str, value, allowed: str) -> ValueError:
+    """The error for a parameter out of range: names the term, the field, the value and what is allowed."""
+    return ValueError(f"GuidanceStep ({term.kind}): {field_name}={value!r} is not allowed; expected {allowed}")
+
+
+def weight_unused(term: GuidanceTerm) -> None:
+    """For terms without a weight of their own: refuse a weight rather than silently ignore it."""
+    if term.weight != 1.0:
+        raise invalid(term, "weight", term.weight,
+                      "1 (this term has no weight; fade it with start/end percent and the schedule)")
+
+
+def per_item(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """[B] -> [B, 1, ...] broadcastable against ``like`` [B, ...]."""
+    return values.reshape((-1,) + (1,) * (like.ndim - 1))
 
 
 def needs_branch(term: GuidanceTerm, target) -> None:

@@ -1,0 +1,216 @@
+"""Energy (gradient) guidance: gradient steps on the denoised estimate that lower a differentiable energy.
+
+Universal guidance (Bansal et al. 2023) steers a sampler with the gradient of a loss measured on the
+denoised estimate x0 = D(x, sigma). This term is its x0-space form: the gradient is taken with respect
+to x0 itself, not back-propagated through the denoiser to x as the paper's forward guidance does (no
+backward pass through the model, no extra evaluation), and the guided x0 replaces the estimate the walk
+uses -- in spirit the paper's backward guidance, which also takes gradient steps on x0:
+
+    x0 <- x0 - weight * n * grad_x0 E(x0)        repeated ``steps`` times, per evaluation
+
+where E is the per-item energy, an *average* over the item's values (so its value compares across
+sizes), and n the number of values of one item. Multiplying by n undoes the average: for the energies
+below, weight 1 lands exactly on the minimum (content: the picture; colour: the reference's per-channel
+mean and std) and weight w covers the fraction w of the remaining way per step, at any image size
+(``steps`` = k leaves (1 - w)^k of it). With ``content_blur`` the fraction holds for the coarsest
+structure and finer scales move less. Weights above 2 would overshoot further than they started and are
+refused.
+
+The step does not depend on sigma: when and how strongly the term acts is set by the chain's
+start/end percent and strength schedule. ``steps`` is *not* universal guidance's self-recurrence (which
+re-noises z_{t-1} back to z_t and denoises again, at one network call per repeat); it only repeats the
+x0 step, which matters for energies that are not quadratic.
+
+Per-item energies are summed before the gradient, so item i's step depends on item i alone.
+Energies are chosen by name from ``ENERGIES``; one energy per term -- several energies are combined by
+chaining several terms, each with its own weight, interval and schedule.
+
+Extension point: an energy is a class registered in ``ENERGIES`` with ``takes`` (what its reference
+is: "image" for a walk-space picture), ``check(term, target)``, ``prepare(term, shape) -> energy``,
+``energy(x0) -> [B]`` and ``energy.to(like)``. Style (WALK_STYLE statistics) adds its class there.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar, Dict, Tuple, Type
+
+import torch
+import torch.nn.functional as F
+
+from ..registry import Registry
+from .chain import GuidanceContext, GuidanceTerm
+from .terms import register_term
+
+MAX_STEPS = 20
+MAX_WEIGHT = 2.0  # a Newton fraction above 2 diverges on a quadratic energy
+STD_EPS = 1e-12  # keeps the gradient of a standard deviation finite on a flat picture
+
+ENERGIES: Registry[Type["ImageEnergy"]] = Registry("energy")
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of x [B, C, H, W] with std ``sigma`` pixels (edges replicated); differentiable."""
+    if sigma <= 0:
+        return x
+    radius = max(1, math.ceil(3 * sigma))
+    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    kernel = torch.exp(-0.5 * (t / sigma) ** 2)
+    kernel = kernel / kernel.sum()  # [2r+1]
+    c = x.shape[1]
+    x = F.pad(x, (radius,) * 4, mode="replicate")
+    x = F.conv2d(x, kernel.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)  # along W
+    return F.conv2d(x, kernel.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)  # along H
+
+
+class ImageEnergy:
+    """Base of the energies whose reference is a walk-space picture [N, C, H, W] in [-1, 1]."""
+
+    name: ClassVar[str] = "image"
+    takes: ClassVar[str] = "image"
+
+    @classmethod
+    def check(cls, term: "EnergyTerm", target) -> None:
+        """Pixel targets with the reference's channels; vector targets of exactly the reference's shape."""
+        who = f"GuidanceStep (energy {cls.name})"
+        ref = term.reference
+        if target.space == "latent":
+            raise ValueError(f"{who}: target {target.name!r} lives in a latent space, but the energy measures "
+                             "pixels; a decoder from latents to pixels is needed (use a pixel target)")
+        shape = tuple(target.shape)
+        if len(shape) != 3 or shape[0] != ref.shape[1]:
+            raise ValueError(f"{who}: the reference has {ref.shape[1]} channels but target {target.name!r} has "
+                             f"shape {shape}; expected [C, H, W] with C = {ref.shape[1]}")
+        if target.space == "vector" and tuple(ref.shape[1:]) != shape:
+            raise ValueError(f"{who}: reference of shape {tuple(ref.shape[1:])} on the vector target "
+                             f"{target.name!r} of shape {shape}; expected the same shape")
+
+    @classmethod
+    def prepare(cls, term: "EnergyTerm", shape: Tuple[int, ...]) -> "ImageEnergy":
+        raise NotImplementedError
+
+    def __call__(self, x0: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def to(self, like: torch.Tensor) -> "ImageEnergy":
+        """A copy whose tensors are fresh (never inference-mode) tensors on ``like``'s device and dtype."""
+        moved = {f: getattr(self, f).to(device=like.device, dtype=like.dtype).clone() for f in self.tensors}
+        return replace(self, **moved)
+
+
+@ENERGIES.register("content")
+@dataclass(frozen=True)
+class ContentEnergy(ImageEnergy):
+    """E = 1/2 mean (G x0 - G c)^2: squared error to the content picture c, both blurred by G (std
+    ``blur`` pixels, 0 = none) so that only structure is matched."""
+
+    name: ClassVar[str] = "content"
+    tensors: ClassVar[Tuple[str, ...]] = ("content",)
+    content: torch.Tensor = field(compare=False)  # [1 or B, C, H, W] at the walk's size, blurred
+    blur: float = 0.0
+
+    @classmethod
+    def prepare(cls, term, shape):
+        content = term.reference.float()
+        if tuple(content.shape[-2:]) != tuple(shape[-2:]):
+            content = F.interpolate(content, size=tuple(shape[-2:]), mode="bilinear", antialias=True,
+                                    align_corners=False)
+        return cls(gaussian_blur(content, term.content_blur), term.content_blur)
+
+    def __call__(self, x0):
+        if self.content.shape[0] not in (1, x0.shape[0]):
+            raise ValueError(f"GuidanceStep (energy content): {self.content.shape[0]} content images for a batch "
+                             f"of {x0.shape[0]}; expected 1 (shared) or one per item")
+        return 0.5 * (gaussian_blur(x0, self.blur) - self.content).square().flatten(1).mean(1)
+
+
+@ENERGIES.register("colour")
+@dataclass(frozen=True)
+class ColourEnergy(ImageEnergy):
+    """E = 1/2 mean_c [(mu_c(x0) - m_c)^2 + (s_c(x0) - r_c)^2]: per-channel mean and std of each item against
+    those of the reference (pooled over all its pictures)."""
+
+    name: ClassVar[str] = "colour"
+    tensors: ClassVar[Tuple[str, ...]] = ("mean", "std")
+    mean: torch.Tensor = field(compare=False)  # [C]
+    std: torch.Tensor = field(compare=False)  # [C]
+
+    @classmethod
+    def prepare(cls, term, shape):
+        pixels = term.reference.float().transpose(0, 1).flatten(1)  # [C, N*H*W]
+        return cls(pixels.mean(1), pixels.var(1, unbiased=False).sqrt())
+
+    def __call__(self, x0):
+        values = x0.flatten(2)  # [B, C, H*W]
+        mean = values.mean(2)
+        std = (values.var(2, unbiased=False) + STD_EPS).sqrt()
+        return 0.5 * ((mean - self.mean).square() + (std - self.std).square()).mean(1)
+
+
+class _PerWalk:
+    """Per-walk state: the energy prepared at the walk's shape, moved once per device and dtype."""
+
+    def __init__(self, energy: ImageEnergy):
+        self.energy = energy
+        self.moved: Dict[Any, ImageEnergy] = {}
+
+    def on(self, like: torch.Tensor) -> ImageEnergy:
+        key = (like.device, like.dtype)
+        if key not in self.moved:
+            self.moved[key] = self.energy.to(like)
+        return self.moved[key]
+
+
+@register_term
+@dataclass(frozen=True)
+class EnergyTerm(GuidanceTerm):
+    """Energy guidance in x0 space (see the module docstring): ``steps`` steps of
+    x0 <- x0 - weight * n * grad E(x0), E = ``ENERGIES[energy]`` measured against ``reference``.
+
+    ``reference`` is a walk-space picture [N, C, H, W] in [-1, 1]: the content image (N = 1, shared, or one
+    per batch item; resized to the walk's size with antialiased bilinear interpolation) or the colour
+    reference (statistics pooled over its N pictures). ``content_blur`` (pixels) is used by content only.
+    """
+
+    kind: ClassVar[str] = "energy"
+    weight: float = 0.1
+    energy: str = "content"
+    reference: torch.Tensor = field(default=None, compare=False, repr=False)
+    steps: int = 1
+    content_blur: float = 0.0
+
+    def __post_init__(self):
+        super().__post_init__()
+        who = f"GuidanceStep ({self.kind})"
+        ENERGIES[self.energy]  # an unknown name lists the valid ones
+        if not 0.0 <= self.weight <= MAX_WEIGHT:
+            raise ValueError(f"{who}: weight={self.weight}; expected 0..{MAX_WEIGHT} "
+                             "(the fraction of the way to the energy's minimum per step)")
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or not 1 <= self.steps <= MAX_STEPS:
+            raise ValueError(f"{who}: steps={self.steps!r}; expected an integer 1..{MAX_STEPS}")
+        if not (math.isfinite(self.content_blur) and self.content_blur >= 0):
+            raise ValueError(f"{who}: content_blur={self.content_blur}; expected >= 0 pixels (0 = no blur)")
+        ref = self.reference
+        if not isinstance(ref, torch.Tensor) or ref.ndim != 4 or min(ref.shape) < 1 or not ref.is_floating_point():
+            shown = tuple(ref.shape) if isinstance(ref, torch.Tensor) else type(ref).__name__
+            raise ValueError(f"{who}: reference {shown}; expected a walk-space picture batch [N, C, H, W] (floats)")
+        if not bool(torch.isfinite(ref).all()):
+            raise ValueError(f"{who}: the reference picture has non-finite values")
+
+    def check(self, target) -> None:
+        ENERGIES[self.energy].check(self, target)
+
+    def start(self, target) -> _PerWalk:
+        return _PerWalk(ENERGIES[self.energy].prepare(self, tuple(target.shape)))
+
+    def apply(self, ctx: GuidanceContext, denoised: torch.Tensor, state: _PerWalk) -> torch.Tensor:
+        n = denoised[0].numel()  # values per item: turns the mean-reduced gradient into a Newton step
+        # walks run under no_grad (ComfyUI: inference mode); the gradient needs normal tensors
+        with torch.inference_mode(False), torch.enable_grad():
+            energy = state.on(denoised)
+            x0 = denoised.detach().clone()  # [B, C, H, W]
+            for _ in range(self.steps):
+                x0.requires_grad_(True)
+                (grad,) = torch.autograd.grad(energy(x0).sum(), x0)  # sum: item i's gradient is its own
+                x0 = (x0 - (self.weight * n) * grad).detach()
+        return x0
