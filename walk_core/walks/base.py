@@ -88,6 +88,16 @@ def ancestral_step(sigma, sigma_next, eta: float = 1.0) -> Tuple[torch.Tensor, t
     return sigma_down, sigma_up
 
 
+def ancestral_move(x: torch.Tensor, denoised: torch.Tensor, sigma, sigma_next, eta: float, s_noise: float,
+                   noise) -> torch.Tensor:
+    """One ancestral step sigma -> sigma_next: Euler down to sigma_down, then fresh noise of sigma_up."""
+    sigma_down, sigma_up = ancestral_step(sigma, sigma_next, eta)
+    x = x + (x - denoised) / sigma * (sigma_down - sigma)
+    if float(sigma_up) > 0:
+        x = x + noise.randn_like(x) * (s_noise * sigma_up)
+    return x
+
+
 def check_option(walk: str, name: str, value: float, lo: float, hi: float = math.inf) -> None:
     if not (lo <= value <= hi):
         raise ValueError(f"walk {walk}: {name}={value} is not allowed; expected {lo}..{hi}")

@@ -10,7 +10,7 @@ import math
 import torch
 
 from ..noise import ItemNoise, noise_for
-from .base import ancestral_step, as_sigmas, batch_sigma, check_option, register_walk, report
+from .base import ancestral_move, as_sigmas, batch_sigma, check_option, register_walk, report
 
 
 def _per_item(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -101,9 +101,6 @@ def pc(model, x, sigmas, extra_args=None, callback=None, disable=None, *,
             x = x + eps * score + torch.sqrt(2 * eps) * z * s_noise
         # predictor: ancestral step sigma -> sigma_next (the DDPM posterior when eta = 1)
         denoised = model(x, s_batch, **extra_args)
-        sigma_down, sigma_up = ancestral_step(sigma, sigma_next, eta)
-        x = x + (x - denoised) / sigma * (sigma_down - sigma)
-        if float(sigma_up) > 0:
-            x = x + noise.randn_like(x) * (s_noise * sigma_up)
+        x = ancestral_move(x, denoised, sigma, sigma_next, eta, s_noise, noise)
         report("pc", callback, i, x, sigma, sigma, denoised)
     return x

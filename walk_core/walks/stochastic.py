@@ -6,7 +6,7 @@ import math
 import torch
 
 from ..noise import ItemNoise, noise_for
-from .base import ancestral_step, as_sigmas, batch_sigma, check_option, register_walk, report
+from .base import ancestral_move, as_sigmas, batch_sigma, check_option, register_walk, report
 
 
 @register_walk("euler_ancestral", nfe=lambda steps, **_: steps, stochastic=True)
@@ -23,10 +23,7 @@ def euler_ancestral(model, x, sigmas, extra_args=None, callback=None, disable=No
     for i in range(len(sigmas) - 1):
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
         denoised = model(x, batch_sigma(x, sigma), **extra_args)
-        sigma_down, sigma_up = ancestral_step(sigma, sigma_next, eta)
-        x = x + (x - denoised) / sigma * (sigma_down - sigma)
-        if float(sigma_up) > 0:
-            x = x + noise.randn_like(x) * (s_noise * sigma_up)
+        x = ancestral_move(x, denoised, sigma, sigma_next, eta, s_noise, noise)
         report("euler_ancestral", callback, i, x, sigma, sigma, denoised)
     return x
 
