@@ -4,6 +4,7 @@ from __future__ import annotations
 from .guidance import GUIDANCE_NODES
 from .guidance_energy import GuidanceStepEnergy
 from .sampler import WalkSampler
+from .style import StyleEncoder
 from .targets import TargetDistributionMixture
 
 NODE_TABLE = {
@@ -11,4 +12,5 @@ NODE_TABLE = {
     "TargetDistributionMixture": (TargetDistributionMixture, "Target Distribution (exact mixture)"),
     **GUIDANCE_NODES,  # GuidanceStepCFG, ...: one per guidance term kind (nodes/guidance.py STEPS)
     "GuidanceStepEnergy": (GuidanceStepEnergy, "Guidance Step: Energy"),
+    "StyleEncoder": (StyleEncoder, "Style Encoder"),
 }

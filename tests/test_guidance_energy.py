@@ -228,8 +228,8 @@ def test_node_appends_one_energy_term():
     assert isinstance(term, EnergyTerm) and (term.energy, term.steps, term.content_blur) == ("content", 2, 1.5)
     assert torch.equal(term.reference, image_to_walk(image))
     declared = GuidanceStepEnergy.INPUT_TYPES()
-    assert set(declared["required"]["energy"][0]) == {"content", "colour"}
-    assert set(declared["optional"]) == {"guidance"}
+    assert set(declared["required"]["energy"][0]) == {"content", "colour", "style"}
+    assert set(declared["optional"]) == {"guidance", "image", "style"}  # image: content/colour only
 
 
 def test_node_validate_inputs_rejects_start_after_end():

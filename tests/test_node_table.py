@@ -186,9 +186,15 @@ def default_inputs(node_id, depth=0, **overrides):
     return kwargs
 
 
+# Optional sockets a node's default choices need connected (GuidanceStepEnergy's default energy, content,
+# takes its picture from the optional image input; style takes none).
+NEEDED_OPTIONAL = {"GuidanceStepEnergy": {"image": "IMAGE"}}
+
+
 def call_node(node_id, depth=0, **overrides):
     cls = NODE_CLASS_MAPPINGS[node_id]
-    return getattr(cls(), cls.FUNCTION)(**default_inputs(node_id, depth, **overrides))
+    needed = {k: produce(socket, depth) for k, socket in NEEDED_OPTIONAL.get(node_id, {}).items() if k not in overrides}
+    return getattr(cls(), cls.FUNCTION)(**default_inputs(node_id, depth, **overrides), **needed)
 
 
 def check_output(socket, value):
@@ -219,10 +225,20 @@ def test_every_node_runs_with_its_defaults(node_id):
         check_output(socket, value)
 
 
+# Choices that need an optional socket connected: (node, input, choice) -> {optional input: socket type}
+OPTIONAL_FOR_CHOICE = {("GuidanceStepEnergy", "energy", "style"): {"style": "WALK_STYLE"}}
+
+
 @pytest.mark.parametrize("node_id, name, choice", COMBOS, ids=[f"{n}.{i}={c}" for n, i, c in COMBOS])
-def test_every_combo_choice_runs(node_id, name, choice):
+def test_every_combo_choice_runs(node_id, name, choice, monkeypatch, tmp_path):
     cls = NODE_CLASS_MAPPINGS[node_id]
-    outputs = call_node(node_id, **{name: choice})
+    extra = {k: produce(socket) for k, socket in OPTIONAL_FOR_CHOICE.get((node_id, name, choice), {}).items()}
+    if (node_id, name, choice) == ("StyleEncoder", "encoder", "vgg19"):  # weights are local files: a random one
+        from style_fakes import write_random_vgg19
+        from rwalk.walk_core.style import encoders
+        write_random_vgg19(tmp_path / encoders.VGG19_FILE)
+        monkeypatch.setattr(encoders, "PACK_WEIGHTS_DIR", tmp_path)
+    outputs = call_node(node_id, **{name: choice}, **extra)
     assert len(outputs) == len(cls.RETURN_TYPES)
     for socket, value in zip(cls.RETURN_TYPES, outputs):
         check_output(socket, value)

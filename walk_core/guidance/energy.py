@@ -26,25 +26,28 @@ Energies are chosen by name from ``ENERGIES``; one energy per term -- several en
 chaining several terms, each with its own weight, interval and schedule.
 
 Extension point: an energy is a class registered in ``ENERGIES`` with ``takes`` (what its reference
-is: "image" for a walk-space picture), ``check(term, target)``, ``prepare(term, shape) -> energy``,
-``energy(x0) -> [B]`` and ``energy.to(like)``. Style (WALK_STYLE statistics) adds its class there.
+is: "image" for a walk-space picture, "style" for a StyleCode), ``validate(term)``, ``check(term, target)``, ``prepare(term, shape) -> energy``,
+``energy(x0) -> [B]`` and ``energy.to(like)``. ``style`` (WALK_STYLE statistics, E = style_distance(code, x0)) is one such class.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar, Dict, Tuple, Type
+from typing import Any, ClassVar, Dict, Optional, Tuple, Type
 
 import torch
 import torch.nn.functional as F
 
 from ..registry import Registry
+from ..style import StyleCode, style_distance
+from ..style.encoders import MIN_SIZE
 from .chain import GuidanceContext, GuidanceTerm
 from .terms import register_term
 
 MAX_STEPS = 20
 MAX_WEIGHT = 2.0  # a Newton fraction above 2 diverges on a quadratic energy
-STD_EPS = 1e-12  # keeps the gradient of a standard deviation finite on a flat picture
+STD_EPS = 1e-12
+STYLE_MAX_STEP = 0.1  # style: RMS cap of one gradient step per unit weight, in walk units ([-1, 1] pixels)  # keeps the gradient of a standard deviation finite on a flat picture
 
 ENERGIES: Registry[Type["ImageEnergy"]] = Registry("energy")
 
@@ -68,6 +71,7 @@ class ImageEnergy:
 
     name: ClassVar[str] = "image"
     takes: ClassVar[str] = "image"
+    max_step: ClassVar[Optional[float]] = None  # caps the RMS of one item's step at weight * max_step (None: no cap)
 
     @classmethod
     def check(cls, term: "EnergyTerm", target) -> None:
@@ -84,6 +88,17 @@ class ImageEnergy:
         if target.space == "vector" and tuple(ref.shape[1:]) != shape:
             raise ValueError(f"{who}: reference of shape {tuple(ref.shape[1:])} on the vector target "
                              f"{target.name!r} of shape {shape}; expected the same shape")
+
+    @classmethod
+    def validate(cls, term: "EnergyTerm") -> None:
+        """The term's reference is a finite walk-space picture batch [N, C, H, W]."""
+        who = f"GuidanceStep ({term.kind})"
+        ref = term.reference
+        if not isinstance(ref, torch.Tensor) or ref.ndim != 4 or min(ref.shape) < 1 or not ref.is_floating_point():
+            shown = tuple(ref.shape) if isinstance(ref, torch.Tensor) else type(ref).__name__
+            raise ValueError(f"{who}: reference {shown}; expected a walk-space picture batch [N, C, H, W] (floats)")
+        if not bool(torch.isfinite(ref).all()):
+            raise ValueError(f"{who}: the reference picture has non-finite values")
 
     @classmethod
     def prepare(cls, term: "EnergyTerm", shape: Tuple[int, ...]) -> "ImageEnergy":
@@ -147,6 +162,48 @@ class ColourEnergy(ImageEnergy):
         return 0.5 * ((mean - self.mean).square() + (std - self.std).square()).mean(1)
 
 
+@ENERGIES.register("style")
+@dataclass(frozen=True)
+class StyleEnergy(ImageEnergy):
+    """E = style_distance(code, x0): the mean over layers and statistics of the relative squared distances
+    between x0's feature statistics and the style code's (walk_core/style). Not quadratic in x0, so the
+    weight is a step size rather than an exact fraction of the way, and each item's step is capped at an RMS
+    of weight * STYLE_MAX_STEP (a trust region: the distance grows like the fourth power of the pixels, so an uncapped
+    step far from the minimum overshoots and diverges); ``steps`` > 1 takes several capped steps."""
+
+    name: ClassVar[str] = "style"
+    takes: ClassVar[str] = "style"
+    max_step: ClassVar[Optional[float]] = STYLE_MAX_STEP
+    code: StyleCode = field(compare=False)
+
+    @classmethod
+    def validate(cls, term):
+        if not isinstance(term.style, StyleCode):
+            raise ValueError(f"GuidanceStep ({term.kind}): energy 'style' needs a style (a WALK_STYLE from "
+                             f"StyleEncoder); got {type(term.style).__name__}")
+
+    @classmethod
+    def check(cls, term, target):
+        who = "GuidanceStep (energy style)"
+        shape = tuple(target.shape)
+        if target.space != "pixels" or len(shape) != 3 or shape[0] != 3:
+            raise ValueError(f"{who}: target {target.name!r} ({target.space}, shape {shape}) is not an RGB picture; "
+                             "expected a pixel target of shape [3, H, W]")
+        if min(shape[1:]) < MIN_SIZE:
+            raise ValueError(f"{who}: target {target.name!r} is {shape[2]}x{shape[1]} px; the style encoder needs "
+                             f"at least {MIN_SIZE} px per side")
+
+    @classmethod
+    def prepare(cls, term, shape):
+        return cls(term.style)
+
+    def __call__(self, x0):
+        return style_distance(self.code, x0)
+
+    def to(self, like):
+        return replace(self, code=self.code.to(like.device, like.dtype))
+
+
 class _PerWalk:
     """Per-walk state: the energy prepared at the walk's shape, moved once per device and dtype."""
 
@@ -178,6 +235,7 @@ class EnergyTerm(GuidanceTerm):
     reference: torch.Tensor = field(default=None, compare=False, repr=False)
     steps: int = 1
     content_blur: float = 0.0
+    style: Optional[StyleCode] = field(default=None, compare=False, repr=False)  # energy "style" only
 
     def __post_init__(self):
         super().__post_init__()
@@ -190,12 +248,7 @@ class EnergyTerm(GuidanceTerm):
             raise ValueError(f"{who}: steps={self.steps!r}; expected an integer 1..{MAX_STEPS}")
         if not (math.isfinite(self.content_blur) and self.content_blur >= 0):
             raise ValueError(f"{who}: content_blur={self.content_blur}; expected >= 0 pixels (0 = no blur)")
-        ref = self.reference
-        if not isinstance(ref, torch.Tensor) or ref.ndim != 4 or min(ref.shape) < 1 or not ref.is_floating_point():
-            shown = tuple(ref.shape) if isinstance(ref, torch.Tensor) else type(ref).__name__
-            raise ValueError(f"{who}: reference {shown}; expected a walk-space picture batch [N, C, H, W] (floats)")
-        if not bool(torch.isfinite(ref).all()):
-            raise ValueError(f"{who}: the reference picture has non-finite values")
+        ENERGIES[self.energy].validate(self)
 
     def check(self, target) -> None:
         ENERGIES[self.energy].check(self, target)
@@ -212,5 +265,10 @@ class EnergyTerm(GuidanceTerm):
             for _ in range(self.steps):
                 x0.requires_grad_(True)
                 (grad,) = torch.autograd.grad(energy(x0).sum(), x0)  # sum: item i's gradient is its own
-                x0 = (x0 - (self.weight * n) * grad).detach()
+                step = (self.weight * n) * grad
+                if energy.max_step is not None:  # trust region: RMS of each item's step <= weight * max_step
+                    rms = step.flatten(1).square().mean(1).sqrt()  # [B]
+                    shrink = (self.weight * energy.max_step / rms.clamp_min(1e-12)).clamp(max=1.0)
+                    step = step * shrink.view(-1, *(1,) * (step.ndim - 1))
+                x0 = (x0 - step).detach()
         return x0

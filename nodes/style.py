@@ -1,0 +1,74 @@
+"""StyleEncoder: reference pictures -> WALK_STYLE (multi-scale feature statistics)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Tuple
+
+from ..walk_core.style import ENCODERS, STATISTICS, encode_style
+from ..walk_core.style.encoders import COMFY_SUBDIR, PACK_WEIGHTS_DIR, VGG19_FILE
+from .layout import image_to_walk
+from .types import CATEGORY, WALK_STYLE
+
+
+def comfy_weight_dirs() -> List[Path]:
+    """ComfyUI's models/style_encoders folder when running inside ComfyUI; nothing headless."""
+    try:
+        import folder_paths  # noqa: PLC0415  (only present inside ComfyUI)
+    except ImportError:
+        return []
+    return [Path(folder_paths.models_dir) / COMFY_SUBDIR]
+
+
+def parse_weights(text: str, n: int, who: str) -> Tuple[float, ...]:
+    """'1, 0.5' -> (1.0, 0.5): one weight per picture; empty = equal weights."""
+    parts = [p.strip() for p in (text or "").split(",") if p.strip()]
+    if not parts:
+        return ()
+    try:
+        weights = tuple(float(p) for p in parts)
+    except ValueError:
+        raise ValueError(f"{who}: weights={text!r}; expected comma-separated numbers, one per picture") from None
+    if len(weights) != n:
+        raise ValueError(f"{who}: weights={text!r} gives {len(weights)} weights for {n} pictures; "
+                         "expected one per picture (or empty for equal weights)")
+    return weights
+
+
+class StyleEncoder:
+    DESCRIPTION = (
+        "Style statistics of one or several reference pictures (weighted): per layer of a feature encoder, "
+        "Gram matrices (Gatys et al. 2016), channel mean/std, or sliced-Wasserstein quantiles. Feed the "
+        "WALK_STYLE into Guidance Step: Energy with energy 'style'.")
+    CATEGORY = f"{CATEGORY}/style"
+    RETURN_TYPES = (WALK_STYLE,)
+    RETURN_NAMES = ("style",)
+    OUTPUT_TOOLTIPS = ("The references' style statistics (encoder, layers, weighted average).",)
+    FUNCTION = "encode"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "images": ("IMAGE", {"tooltip": (
+                "The style reference(s): every picture of the batch is one reference (at least 16 px per side); "
+                "their statistics are averaged with the weights.")}),
+            "encoder": (ENCODERS.names(), {"default": "random", "tooltip": (
+                "Feature network: random = a fixed-seed multi-scale CNN with random filters (Ustyuzhaninov et "
+                f"al. 2016), no weights; vgg19 = torchvision's VGG19 from a local {VGG19_FILE} in the pack's "
+                f"{PACK_WEIGHTS_DIR.relative_to(PACK_WEIGHTS_DIR.parents[1])} folder or ComfyUI's "
+                f"models/{COMFY_SUBDIR} (the error says how to make it).")}),
+            "statistics": (list(STATISTICS), {"default": "gram", "tooltip": (
+                "What to match per layer: gram = feature correlations (texture); mean_std = channel means and "
+                "standard deviations (AdaIN); sliced_wasserstein = the full 1-D feature distributions along 32 "
+                "random directions; all = the three together.")}),
+            "weights": ("STRING", {"default": "", "tooltip": (
+                "Comma-separated weight per picture, e.g. '1, 0.5' (normalised to sum 1); empty = equal.")}),
+            "encoder_seed": ("INT", {"default": 0, "min": 0, "max": 2**31 - 1, "tooltip": (
+                "random encoder only: seed of its filters (and of the sliced-Wasserstein directions). The same "
+                "seed gives the same network, so codes compare only within one seed.")}),
+        }}
+
+    def encode(self, images, encoder, statistics, weights, encoder_seed):
+        pictures = image_to_walk(images, "StyleEncoder: images")  # [N, 3, H, W] in [-1, 1]
+        w = parse_weights(weights, pictures.shape[0], "StyleEncoder")
+        config = {"seed": int(encoder_seed)} if encoder == "random" else {}
+        return (encode_style(pictures, encoder, statistics, w, config, search_dirs=comfy_weight_dirs()),)
