@@ -19,11 +19,12 @@ from pathlib import Path
 import pytest
 
 from test_workflows import ROOT, WORKFLOWS, load_cli, node_table, small
+from rwalk.nodes import NODE_CLASS_MAPPINGS
 from rwalk.walk_core.runner import load_workflow
 
 CHECKOUT = os.environ.get("WALK_COMFYUI")
 pytestmark = pytest.mark.skipif(not CHECKOUT, reason="set WALK_COMFYUI to a ComfyUI checkout to run")
-PACK_NODES = ("WalkSampler", "TargetDistributionMixture")
+PACK_NODES = tuple(NODE_CLASS_MAPPINGS)  # every node of the pack
 
 
 def _free_port() -> int:
