@@ -3,14 +3,20 @@ from __future__ import annotations
 
 from .guidance import GUIDANCE_NODES
 from .guidance_energy import GuidanceStepEnergy
+from .references import ReferenceImage
 from .sampler import WalkSampler
 from .style import StyleEncoder
 from .targets import TargetDistributionMixture
+from .targets_patch import TargetDistributionPatches
+from .targets_style import TargetDistributionStyle
 
 NODE_TABLE = {
     "WalkSampler": (WalkSampler, "Walk Sampler"),
     "TargetDistributionMixture": (TargetDistributionMixture, "Target Distribution (exact mixture)"),
+    "TargetDistributionPatches": (TargetDistributionPatches, "Target Distribution (reference patches)"),
+    "TargetDistributionStyle": (TargetDistributionStyle, "Target Distribution (style energy)"),
     **GUIDANCE_NODES,  # GuidanceStepCFG, ...: one per guidance term kind (nodes/guidance.py STEPS)
     "GuidanceStepEnergy": (GuidanceStepEnergy, "Guidance Step: Energy"),
     "StyleEncoder": (StyleEncoder, "Style Encoder"),
+    "ReferenceImage": (ReferenceImage, "Reference Image (procedural)"),
 }

@@ -29,6 +29,8 @@ class WalkTarget:
         exact: the exact distribution (a GaussianMixture) the target samples -- the conditional one when a
             class is chosen -- where there is one, for verification.
         info: free-form facts for display (components, source, ...).
+        energy: where the target has one, ``energy(x [B, *shape]) -> [B]``, the negative log-density up to a
+            constant (p(x) proportional to exp(-energy(x))), differentiable in x; None otherwise.
     """
 
     name: str
@@ -41,6 +43,7 @@ class WalkTarget:
     exact: Any = None
     unconditional: Optional[Denoiser] = None
     info: dict = field(default_factory=dict)
+    energy: Optional[Callable[[torch.Tensor], torch.Tensor]] = None  # last: positional construction keeps working
 
     def __post_init__(self):
         if self.space not in SPACES:

@@ -1,0 +1,84 @@
+"""TargetDistributionPatches: a WALK_TARGET made from reference pictures' patches (no weights, no training)."""
+from __future__ import annotations
+
+from ..walk_core.targets.patch import PatchSpec, patch_target
+from ..walk_core.targets.patch.target import MAX_REFERENCE_PIXELS
+from .layout import image_to_walk
+from .style import parse_weights
+from .types import CATEGORY, WALK_TARGET
+
+WHO = "TargetDistributionPatches"
+
+
+class TargetDistributionPatches:
+    DESCRIPTION = (
+        "A target made directly from reference pictures, with no weights: its denoiser is the optimal one for "
+        "the distribution of the references' local patches (the equivariant local score machine of Kamb & "
+        "Ganguli 2024), computed coarse to fine over an image pyramid with the patch scale tied to sigma. A walk "
+        "on it paints novel pictures out of the references' pieces: textures, paintings, anything with local "
+        "structure. Connect a content image (and the same image to WalkSampler's init_image, denoise about 0.7) "
+        "for photo style transfer: the patches then also follow the content's light and dark structure. "
+        "Takes its size from WalkSampler; patches keep the references' pixel scale. Recommended walk: "
+        "euler_ancestral, karras, 30 steps.")
+    CATEGORY = f"{CATEGORY}/targets"
+    RETURN_TYPES = (WALK_TARGET,)
+    RETURN_NAMES = ("target",)
+    OUTPUT_TOOLTIPS = ("A pixel-space target that takes its size from WalkSampler's width/height.",)
+    FUNCTION = "build"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "images": ("IMAGE", {"tooltip": (
+                    "The reference pictures (one or several, e.g. from Reference Image or Load Image). Grayscale is "
+                    "used as grey RGB; an alpha channel is ignored. References above max_reference_pixels are "
+                    "scaled down first (the bank bound).")}),
+                "patch_size": ("INT", {"default": 7, "min": 3, "max": 15, "step": 2, "tooltip": (
+                    "Patch side in pixels at every pyramid level (odd). At level l a patch covers patch_size x 2^l "
+                    "output pixels, so the patch scale grows with sigma. Smaller = finer mosaics, larger = more of "
+                    "each reference's arrangement kept.")}),
+                "level_sigma": ("FLOAT", {"default": 0.3, "min": 0.05, "max": 2.0, "step": 0.01, "tooltip": (
+                    "When the walk moves to a finer pyramid level: a level is used while its own noise std is at "
+                    "most this. Lower = coarse levels decide for longer (broader, calmer layouts); higher = fine "
+                    "levels act earlier (busier detail, slower).")}),
+                "tileable": ("BOOLEAN", {"default": False, "tooltip": (
+                    "Periodic output: its left/right and top/bottom edges join seamlessly, for tiles and textures.")}),
+                "weights": ("STRING", {"default": "", "multiline": False, "tooltip": (
+                    "Comma-separated positive weights, one per reference picture (their share of the patch prior); "
+                    "empty = equal.")}),
+            },
+            "optional": {
+                "content": ("IMAGE", {"tooltip": (
+                    "Optional content picture for photo style transfer: patch choices also match its luminance "
+                    "structure (Image Analogies). Resized to the output size. Feed it to WalkSampler's init_image "
+                    "too, with denoise about 0.7.")}),
+                "content_weight": ("FLOAT", {"default": 10.0, "min": 0.0, "max": 1000.0, "step": 0.1, "tooltip": (
+                    "How strongly patch choices follow the content's luminance (only with a content picture); "
+                    "0 = ignore it. Higher keeps more of the photo's structure, lower more of the references' look.")}),
+                "sharpness": ("FLOAT", {"default": 1.0, "min": 0.05, "max": 4.0, "step": 0.05, "tooltip": (
+                    "Multiplies the patch log-likelihood: 1 = the exact Gaussian posterior; lower blends more "
+                    "patches (softer), higher commits sooner.")}),
+                "candidates": ("INT", {"default": 8, "min": 1, "max": 32, "tooltip": (
+                    "On fine levels (too big for a dense posterior): how many best matches each coarser pixel hands "
+                    "down; each is tried at 3x3 nearby positions. More = closer to the exact posterior, slower.")}),
+                "max_reference_pixels": ("INT", {"default": MAX_REFERENCE_PIXELS, "min": 1024, "max": 4096 * 4096,
+                                                 "step": 1024, "tooltip": (
+                    "The bank bound: references with more pixels than this are scaled down (keeping their aspect) "
+                    "before their patches are taken; the log says so. Bounds memory and time.")}),
+            },
+        }
+
+    def build(self, images, patch_size, level_sigma, tileable, weights, content=None, content_weight=10.0,
+              sharpness=1.0, candidates=8, max_reference_pixels=MAX_REFERENCE_PIXELS):
+        if images is None or images.shape[0] < 1:
+            raise ValueError(f"{WHO}: images is an empty batch; expected at least one reference picture")
+        refs = image_to_walk(images, f"{WHO}: images")
+        walk_content = None if content is None else image_to_walk(content[:1], f"{WHO}: content")
+        w = parse_weights(weights, refs.shape[0], WHO) or None
+        spec = PatchSpec(images=refs, weights=w, patch_size=int(patch_size), level_sigma=float(level_sigma),
+                         sharpness=float(sharpness), candidates=int(candidates), tileable=bool(tileable),
+                         max_reference_pixels=int(max_reference_pixels), content=walk_content,
+                         content_weight=float(content_weight) if content is not None else 0.0,
+                         name=f"{refs.shape[0]} reference picture(s)")
+        return (patch_target(spec, refs.shape[-1], refs.shape[-2]),)

@@ -1,0 +1,201 @@
+"""The patch denoiser: at noise level sigma, each pixel's estimate is the posterior mean of the centre colour
+over the reference patches that look like the noisy patch around it (Kamb & Ganguli 2024, the equivariant
+local score machine; Niedoba et al. 2024), matched at the pyramid level whose scale suits sigma.
+
+Coarse to fine: at level l the picture is blurred and subsampled l times, which divides white noise by about
+2^l while large structure survives, so a fixed-size patch there covers p * 2^l output pixels. A level is used
+while its noise std is at most ``level_sigma``; the coarse estimate comes back to full size by smooth
+interpolation, plus the picture's own finer band shrunk by its Wiener factor (a Gaussian model of the band,
+so the walk keeps the reference's detail variance where the patches cannot yet see it). Each pixel takes the
+*centre* colour of its posterior, so overlapping patch estimates are never averaged into a dull colour.
+
+The posterior is dense (a softmax over every patch of the level) on levels with at most ``dense_max``
+patches -- always the case at high sigma. Finer levels are too big for that; there a pixel's candidates are
+the best ``candidates`` matches of its parent pixel at the finest dense level, mapped down with a +-1 pixel
+jitter (a coarse-to-fine search), and the softmax runs over those. At the low sigma where fine levels are
+used the posterior is concentrated, so the mass outside the candidates is negligible.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Optional
+
+import torch
+
+from .bank import PatchBank, patches
+from .content import ContentGuide, ContentLevel
+from .pyramid import down, noise_factor
+
+ROWS_PER_CHUNK = 4096  # query patches scored at once: bounds the [rows, bank] score matrix
+
+
+@dataclass(frozen=True)
+class PatchLevels:
+    """Everything the denoiser needs: one bank per pyramid level (index = level)."""
+
+    banks: List[PatchBank]
+    blocks: List[torch.Tensor]  # per level: [M, C * r * r] full-resolution block of every patch (r = 2^level)
+    level_sigma: float  # the noise std (at the chosen level) a level is used up to
+    sharpness: float  # multiplies the log-likelihood (1 = Gaussian noise, independent pixels)
+    periodic: bool
+    dense_max: int
+    candidates: int
+    guide: Optional[ContentGuide] = None  # content term per level (photo style transfer), or None
+
+    def level_for(self, sigma: float) -> int:
+        for level in range(len(self.banks)):
+            if sigma * noise_factor(level) <= self.level_sigma:
+                return level
+        return len(self.banks) - 1
+
+    def dense_level(self) -> int:
+        """The finest level small enough for a dense posterior."""
+        for level, bank in enumerate(self.banks):
+            if bank.size <= self.dense_max:
+                return level
+        return len(self.banks) - 1
+
+
+def _scale(sigma: float, sharpness: float) -> float:
+    return sharpness / max(sigma, 1e-8) ** 2
+
+
+def dense_posterior(bank: PatchBank, coords: torch.Tensor, sigma: float, sharpness: float, top: int = 0,
+                    content: Optional[ContentLevel] = None, values: Optional[torch.Tensor] = None):
+    """[N, k] query coordinates -> ([N, V] posterior means of ``values`` [M, V] (default: the centre colours),
+    [N, top] best patch indices or None)."""
+    values = bank.centres if values is None else values
+    scale = _scale(sigma, sharpness)
+    bias = (-0.5 * scale) * bank.sq_norms
+    if bank.log_prior is not None:
+        bias = bias + bank.log_prior
+    out = coords.new_empty(coords.shape[0], values.shape[1])
+    best = coords.new_empty(coords.shape[0], top, dtype=torch.long) if top else None
+    for start in range(0, coords.shape[0], ROWS_PER_CHUNK):
+        rows = slice(start, start + ROWS_PER_CHUNK)
+        logits = torch.addmm(bias, coords[rows], bank.coords.T, alpha=scale)  # [n, M]
+        if content is not None:
+            logits += torch.addmm(content.bank_sq, content.query[rows], content.bank.T, beta=-0.5,
+                                  alpha=1.0) * content.scale(sigma)
+        if top:
+            best[rows] = logits.topk(min(top, bank.size), dim=1).indices
+        out[rows] = torch.softmax(logits, dim=1) @ values
+    return out, best
+
+
+NEIGHBOURS = ((-1, 0), (1, 0), (0, -1), (0, 1))
+
+
+def _candidates(parent_best: torch.Tensor, coarse: PatchBank, fine: PatchBank, fine_hw, ratio: int,
+                periodic: bool) -> torch.Tensor:
+    """Fine-level candidate patch indices [Hf*Wf, K] from the parents' best coarse indices [Hc*Wc, T]: each
+    parent match mapped to the fine level with a +-1 pixel jitter, plus the four neighbouring parents'
+    matches shifted back by the neighbour's offset (coherence: a neighbour's source, continued, is a likely
+    source here too; Ashikhmin 2001)."""
+    hf, wf = fine_hw
+    hc, wc = (hf + ratio - 1) // ratio, (wf + ratio - 1) // ratio
+    dev = parent_best.device
+    y = torch.arange(hf, device=dev)
+    x = torch.arange(wf, device=dev)
+    py = ((y + ratio // 2) // ratio).clamp(max=hc - 1)  # parent pixel of each fine pixel
+    px = ((x + ratio // 2) // ratio).clamp(max=wc - 1)
+    oy = (y - py * ratio)[:, None].expand(hf, wf).reshape(-1, 1)  # fine offset from the parent's centre
+    ox = (x - px * ratio)[None, :].expand(hf, wf).reshape(-1, 1)
+    per_ref = coarse.height * coarse.width
+
+    def mapped(dy: int, dx: int, jitter: torch.Tensor) -> torch.Tensor:
+        qy, qx = py + dy, px + dx
+        if periodic:
+            qy, qx = qy % hc, qx % wc
+        else:
+            qy, qx = qy.clamp(0, hc - 1), qx.clamp(0, wc - 1)
+        best = parent_best[(qy[:, None] * wc + qx[None, :]).reshape(-1)]  # [Nf, T]
+        ref = best // per_ref
+        cy, cx = (best % per_ref) // coarse.width, best % coarse.width
+        sy = ((cy - dy) * ratio + oy)[:, :, None, None] + jitter.view(1, 1, -1, 1)
+        sx = ((cx - dx) * ratio + ox)[:, :, None, None] + jitter.view(1, 1, 1, -1)
+        sy = sy.clamp(0, fine.height - 1)
+        sx = sx.clamp(0, fine.width - 1)
+        index = ref[:, :, None, None] * (fine.height * fine.width) + sy * fine.width + sx
+        return index.reshape(index.shape[0], -1)
+
+    own = mapped(0, 0, torch.tensor([-1, 0, 1], device=dev))
+    still = torch.zeros(1, dtype=torch.long, device=dev)
+    return torch.cat([own] + [mapped(dy, dx, still) for dy, dx in NEIGHBOURS], dim=1)
+
+
+def sparse_posterior(bank: PatchBank, coords: torch.Tensor, index: torch.Tensor, sigma: float,
+                     sharpness: float, top: int = 0, content: Optional[ContentLevel] = None,
+                     values: Optional[torch.Tensor] = None):
+    """Posterior means [N, V] of ``values`` (default: centre colours) with the softmax over each query's
+    candidates ``index`` [N, K]; with ``top``, also the ``top`` best candidates' patch indices [N, top]."""
+    values = bank.centres if values is None else values
+    scale = _scale(sigma, sharpness)
+    out = coords.new_empty(coords.shape[0], values.shape[1])
+    best = index.new_empty(index.shape[0], top) if top else None
+    rows_per = max(1, ROWS_PER_CHUNK * 16 // max(1, index.shape[1]))
+    for start in range(0, coords.shape[0], rows_per):
+        rows = slice(start, start + rows_per)
+        idx = index[rows]
+        cand = bank.coords[idx]  # [n, K, k]
+        logits = (torch.einsum("nk,nck->nc", coords[rows], cand) - 0.5 * bank.sq_norms[idx]) * scale
+        if bank.log_prior is not None:
+            logits = logits + bank.log_prior[idx]
+        if content is not None:
+            cand_c = content.bank[idx]
+            logits += (torch.einsum("nk,nck->nc", content.query[rows], cand_c) - 0.5 * content.bank_sq[idx]
+                       ) * content.scale(sigma)
+        if top:
+            best[rows] = idx.gather(1, logits.topk(min(top, idx.shape[1]), dim=1).indices)
+        w = torch.softmax(logits, dim=1)
+        out[rows] = torch.einsum("nc,ncd->nd", w, values[idx])
+    return out, best
+
+
+def _posterior(levels: PatchLevels, x: torch.Tensor, sigma: float, level: int, top: int,
+               values: Optional[torch.Tensor] = None):
+    """Posterior at ``level`` for one item x [1, C, H, W] (level 0): (centres [N, C], best [N, top] or None,
+    the level's picture). Dense on small levels; below them, over the candidates that the next coarser level's
+    best matches propose (a cascade down from the finest dense level)."""
+    bank = levels.banks[level]
+    xl = down(x, level, levels.periodic)
+    coords = bank.embed(patches(xl, bank.p, levels.periodic)[0])
+    sl = sigma * noise_factor(level)
+    content = None if levels.guide is None else levels.guide.levels[level]
+    if level >= levels.dense_level():
+        est, best = dense_posterior(bank, coords, sl, levels.sharpness, top, content, values)
+        return est, best, xl
+    _, parent_best, _ = _posterior(levels, x, sigma, level + 1, levels.candidates)
+    index = _candidates(parent_best, levels.banks[level + 1], bank, xl.shape[-2:], 2, levels.periodic)
+    est, best = sparse_posterior(bank, coords, index, sl, levels.sharpness, top, content, values)
+    return est, best, xl
+
+
+def _assemble(blocks: torch.Tensor, hw, channels: int, r: int, size, periodic: bool) -> torch.Tensor:
+    """Posterior-mean blocks [Hl*Wl, C*r*r] of the coarse pixels -> the full picture [1, C, H, W]. The block of
+    coarse pixel (i, j) covers output rows/cols [r*i - r/2, r*i + r/2): the pixels its blurred value centres on."""
+    hl, wl = hw
+    canvas = blocks.T.reshape(1, channels * r * r, hl * wl).reshape(1, channels * r * r, hl, wl)
+    canvas = torch.nn.functional.pixel_shuffle(canvas, r)  # [1, C, hl*r, wl*r], starting at row/col -r/2
+    h, w = size
+    half = r // 2
+    if periodic:
+        return canvas.roll((-half, -half), dims=(2, 3))[..., :h, :w]
+    need_h, need_w = h + half - canvas.shape[2], w + half - canvas.shape[3]
+    if need_h > 0 or need_w > 0:
+        canvas = torch.nn.functional.pad(canvas, (0, max(0, need_w), 0, max(0, need_h)), mode="replicate")
+    return canvas[..., half:half + h, half:half + w]
+
+
+def denoise(levels: PatchLevels, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """D(x, sigma) for walk tensors x [B, C, H, W], sigma [B]."""
+    out = torch.empty_like(x)
+    size = x.shape[-2:]
+    for i in range(x.shape[0]):
+        s = float(sigma[i])
+        level = levels.level_for(s)
+        item = x[i:i + 1].float()
+        # the posterior found at ``level`` predicts each coarse pixel's full-resolution block of the references
+        est, _, xl = _posterior(levels, item, s, level, 0, levels.blocks[level])
+        out[i:i + 1] = _assemble(est, xl.shape[-2:], x.shape[1], 2 ** level, size, levels.periodic).to(x.dtype)
+    return out

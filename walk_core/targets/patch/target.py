@@ -1,0 +1,138 @@
+"""The patch target: a WALK_TARGET whose denoiser is computed from reference pictures, with no weights.
+
+``PatchSpec`` says how to build it; ``patch_target(spec, width, height)`` makes it at a size (any size: the
+patches keep the references' pixel scale, so a bigger canvas holds more of the texture, not a zoomed one).
+With a content picture it becomes a texture-transfer target (photo style transfer): the patch posterior also
+prefers reference patches whose luminance structure matches the content's (Image Analogies, Hertzmann et al.
+2001; Efros & Freeman 2001), and the walk is meant to start from the noised content (WalkSampler's init + denoise).
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Dict, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+
+from ..base import WalkTarget
+from .bank import build_bank, reference_blocks
+from .content import ContentGuide, content_guide
+from .denoiser import PatchLevels, denoise
+from .pyramid import max_levels, pyramid
+
+log = logging.getLogger(__name__)
+
+SIGMA_MIN, SIGMA_MAX = 0.002, 80.0  # EDM's range for [-1, 1] pixels (a dense high-sigma start matters)
+COARSEST = 16  # the coarsest pyramid level keeps at least this many pixels on its shorter side
+MAX_REFERENCE_PIXELS = 512 * 512  # the bank bound: bigger references are scaled down to this many pixels
+
+
+@dataclass(frozen=True)
+class PatchSpec:
+    """How to build a patch target. ``images``: references [K, 3, H, W] in [-1, 1] (walk units)."""
+
+    images: torch.Tensor = field(compare=False)
+    weights: Optional[Tuple[float, ...]] = None  # per reference (None: equal)
+    patch_size: int = 7  # pixels per side at every pyramid level (odd)
+    level_sigma: float = 0.3  # a pyramid level is used while its own noise std is at most this
+    sharpness: float = 1.0  # multiplies the patch log-likelihood
+    candidates: int = 8  # best matches handed from each level to the next finer one
+    dense_max: int = 4096  # levels with at most this many patches get a dense posterior
+    pca_dims: int = 32
+    tileable: bool = False  # periodic output: its left/right and top/bottom edges join seamlessly
+    max_reference_pixels: int = MAX_REFERENCE_PIXELS
+    content: Optional[torch.Tensor] = field(default=None, compare=False)  # [1, 3, H, W] in [-1, 1]
+    content_weight: float = 0.0  # how strongly patch choices follow the content's luminance structure
+    name: str = "reference"
+
+
+def _check(spec: PatchSpec) -> None:
+    who = "TargetDistributionPatches"
+    imgs = spec.images
+    if not isinstance(imgs, torch.Tensor) or imgs.ndim != 4 or imgs.shape[0] < 1 or imgs.shape[1] != 3:
+        shown = tuple(imgs.shape) if isinstance(imgs, torch.Tensor) else type(imgs).__name__
+        raise ValueError(f"{who}: images {shown}; expected a non-empty batch of RGB pictures [K, 3, H, W]")
+    if not bool(torch.isfinite(imgs).all()):
+        raise ValueError(f"{who}: the reference images contain non-finite pixels (NaN or inf); expected finite values")
+    if spec.patch_size < 3 or spec.patch_size % 2 == 0:
+        raise ValueError(f"{who}: patch_size={spec.patch_size}; expected an odd number >= 3")
+    if min(imgs.shape[-2:]) < spec.patch_size:
+        raise ValueError(f"{who}: the reference is {imgs.shape[-1]}x{imgs.shape[-2]} px, smaller than "
+                         f"patch_size={spec.patch_size}; expected at least {spec.patch_size} px per side")
+    if spec.weights is not None and (len(spec.weights) != imgs.shape[0] or min(spec.weights) <= 0):
+        raise ValueError(f"{who}: weights={spec.weights}; expected {imgs.shape[0]} positive numbers")
+    for name, lo in (("level_sigma", 1e-4), ("sharpness", 1e-4)):
+        if not getattr(spec, name) >= lo:
+            raise ValueError(f"{who}: {name}={getattr(spec, name)}; expected >= {lo}")
+    if spec.candidates < 1 or spec.dense_max < 16 or spec.pca_dims < 1:
+        raise ValueError(f"{who}: candidates={spec.candidates}, dense_max={spec.dense_max}, pca_dims="
+                         f"{spec.pca_dims}; expected >= 1, >= 16, >= 1")
+    if spec.content is not None:
+        c = spec.content
+        if c.ndim != 4 or c.shape[0] != 1 or c.shape[1] != 3 or not bool(torch.isfinite(c).all()):
+            raise ValueError(f"{who}: content {tuple(c.shape)}; expected one finite RGB picture [1, 3, H, W]")
+    if spec.content_weight < 0:
+        raise ValueError(f"{who}: content_weight={spec.content_weight}; expected >= 0")
+
+
+def bounded_references(spec: PatchSpec) -> Tuple[torch.Tensor, float]:
+    """The references scaled down (antialiased) so that each has at most ``max_reference_pixels``; the factor."""
+    imgs = spec.images.float()
+    h, w = imgs.shape[-2:]
+    if h * w <= spec.max_reference_pixels:
+        return imgs, 1.0
+    factor = math.sqrt(spec.max_reference_pixels / (h * w))
+    size = (max(spec.patch_size, int(h * factor)), max(spec.patch_size, int(w * factor)))
+    log.warning("patch target: the %dx%d reference is above the bank bound of %d pixels; using it at %dx%d",
+                w, h, spec.max_reference_pixels, size[1], size[0])
+    return F.interpolate(imgs, size=size, mode="bilinear", antialias=True, align_corners=False), factor
+
+
+class _Banks:
+    """The per-level banks of a spec, built once per pyramid depth and shared by every size of the target."""
+
+    def __init__(self, spec: PatchSpec):
+        self.spec = spec
+        self.references, self.scale = bounded_references(spec)
+        self.by_depth: Dict[int, tuple] = {}
+
+    def levels(self, depth: int):
+        if depth not in self.by_depth:
+            spec = self.spec
+            refs = self.references
+            pyr = pyramid(refs, depth, False)
+            weights = None if spec.weights is None else torch.tensor(spec.weights)
+            banks = [build_bank(r, spec.patch_size, spec.pca_dims, seed=level, weights=weights)
+                     for level, r in enumerate(pyr)]
+            blocks = [reference_blocks(refs, level, *r.shape[-2:]) for level, r in enumerate(pyr)]
+            self.by_depth[depth] = (banks, blocks, pyr)
+        return self.by_depth[depth]
+
+
+def patch_target(spec: PatchSpec, width: int, height: int, _banks: Optional[_Banks] = None) -> WalkTarget:
+    """A WALK_TARGET over [3, height, width] pixels sampling pictures made of the references' patches."""
+    _check(spec)
+    if min(width, height) < spec.patch_size:
+        raise ValueError(f"TargetDistributionPatches: output {width}x{height} px is smaller than patch_size="
+                         f"{spec.patch_size}; expected at least {spec.patch_size} px per side")
+    banks = _banks or _Banks(spec)
+    ref_h, ref_w = banks.references.shape[-2:]
+    depth = max(0, min(max_levels(ref_h, ref_w, COARSEST), max_levels(height, width, COARSEST)))
+    bank_list, blocks, pyr = banks.levels(depth)
+    guide: Optional[ContentGuide] = None
+    if spec.content is not None and spec.content_weight > 0:
+        guide = content_guide(spec.content, pyr, spec.patch_size, width, height, depth, spec.tileable,
+                              spec.content_weight)
+    levels = PatchLevels(bank_list, blocks, spec.level_sigma, spec.sharpness, spec.tileable, spec.dense_max,
+                         spec.candidates, guide)
+    info = {"references": int(spec.images.shape[0]), "reference_size": (int(ref_w), int(ref_h)),
+            "reference_scale": banks.scale, "levels": depth + 1, "bank_sizes": [b.size for b in bank_list],
+            "tileable": spec.tileable, "content": spec.content is not None}
+    name = f"patches of {spec.name}" + (" (tileable)" if spec.tileable else "") + (
+        ", content-guided" if guide is not None else "")
+    return WalkTarget(
+        name=name, denoiser=lambda x, sigma, **extra: denoise(levels, x, sigma), space="pixels",
+        sigma_min=SIGMA_MIN, sigma_max=SIGMA_MAX, shape=(3, height, width),
+        resize=lambda w, h: patch_target(spec, w, h, banks), info=info)
