@@ -15,6 +15,7 @@ from .config import BenchConfig
 from .overhead import measure_overhead
 from .plots import convergence_chart, image_grid, scatter_grid, side_by_side
 from .report import RunInfo, machine_info, render
+from .sections import kept_sections
 from .targets import image_target, ring_target
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ def _run(config: BenchConfig, command: str, out: Optional[Path]) -> str:
     text = render(info, overhead, accuracy, figures_by_target)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text, encoding="utf-8")
+        kept = kept_sections(out)  # sections other benchmark commands wrote (bench/patch.py, ...)
+        out.write_text(text + ("\n" + kept if kept else ""), encoding="utf-8")
         log.info("wrote %s in %.0f s", out, info.seconds)
     return text

@@ -1,0 +1,193 @@
+"""Weight-free targets benchmark (issue 3 §6): time, peak memory and reproducibility of the patch target, and
+its novelty / faithfulness criteria and photo style transfer, written into docs/BENCHMARKS.md.
+
+    .venv/bin/python bench/patch.py            # about 5 minutes on 2 cores
+    .venv/bin/python bench/patch.py --quick    # about a minute
+
+Timings run each case in a fresh subprocess (so peak RSS is the case's own) with 2 torch threads (the
+machine's cores): they are wall-clock seconds for the whole walk, target building included.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import resource
+import statistics
+import subprocess
+import sys
+import time
+import types
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+log = logging.getLogger("bench.patch")
+
+REFERENCES = ("painting", "bricks", "foliage", "stained_glass", "marble")
+
+
+def register_pack() -> None:
+    if "rwalk" not in sys.modules:
+        pack = types.ModuleType("rwalk")
+        pack.__path__ = [str(ROOT)]
+        pack.__file__ = str(ROOT / "__init__.py")
+        sys.modules["rwalk"] = pack
+
+
+def one_walk(size: int, ref_size: int, seed: int, threads: int) -> dict:
+    """Child process: one 30-step walk at ``size`` from the painting at ``ref_size``; time, RSS, a checksum."""
+    import torch
+
+    torch.set_num_threads(threads)
+    register_pack()
+    from rwalk.walk_core.references import reference_image
+    from rwalk.walk_core.sample import WalkRequest, run_walk
+    from rwalk.walk_core.targets.patch import PatchSpec, patch_target
+
+    ref = reference_image("painting", ref_size, ref_size, 0) * 2 - 1
+    start = time.perf_counter()
+    target = patch_target(PatchSpec(ref[None]), size, size)
+    x = run_walk(target, WalkRequest(walk="euler_ancestral", schedule="karras", steps=30, seed=seed)).x
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # MiB (Linux reports KiB)
+    return {"seconds": seconds, "peak_mib": peak, "checksum": float(x.double().sum()), "bytes": x.numpy().tobytes().hex()[:64]}
+
+
+def timed_cases(sizes, repeats: int, threads: int) -> list:
+    rows = []
+    for size in sizes:
+        runs = []
+        for _ in range(repeats):
+            out = subprocess.run([sys.executable, __file__, "--child", str(size), "256", "5", str(threads)],
+                                 capture_output=True, text=True, check=True)
+            runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        rows.append({"size": size, "seconds": statistics.median(r["seconds"] for r in runs),
+                     "peak_mib": max(r["peak_mib"] for r in runs),
+                     "identical": len({(r["checksum"], r["bytes"]) for r in runs}) == 1, "runs": len(runs)})
+        log.info("%d px: %.2f s, %.0f MiB, identical %s", size, rows[-1]["seconds"], rows[-1]["peak_mib"],
+                 rows[-1]["identical"])
+    return rows
+
+
+def criteria_rows(seeds, size: int) -> list:
+    import torch
+
+    from rwalk.walk_core import quality
+    from rwalk.walk_core.references import reference_image
+    from rwalk.walk_core.sample import WalkRequest, run_walk
+    from rwalk.walk_core.targets.patch import PatchSpec, patch_target
+
+    rows = []
+    for name in REFERENCES:
+        ref = reference_image(name, size, size, 0) * 2 - 1
+        target = patch_target(PatchSpec(ref[None]), size, size)
+        reports = []
+        for seed in seeds:
+            x = run_walk(target, WalkRequest(steps=30, seed=seed)).x[0]
+            reports.append(quality.patch_report(x, ref))
+        mean = {k: sum(r[k] for r in reports) / len(reports) for k in reports[0]}
+        passed = [quality.criteria(r) for r in reports]
+        rows.append({"reference": name, **mean,
+                     **{f"{k}_pass": sum(p[k] for p in passed) for k in passed[0]}, "n": len(reports)})
+        log.info("%s: %s", name, {k: round(v, 3) for k, v in mean.items()})
+    del torch
+    return rows
+
+
+def transfer_rows(seeds, size: int, weights) -> list:
+    from rwalk.walk_core import quality
+    from rwalk.walk_core.references import reference_image
+    from rwalk.walk_core.sample import WalkRequest, run_walk
+    from rwalk.walk_core.targets.patch import PatchSpec, patch_target
+
+    style = reference_image("painting", size, size, 0) * 2 - 1
+    photo = (reference_image("photo", size, size, 0) * 2 - 1)[None]
+    left, right = quality.halves(style)
+    floor = quality.colour_swd(left, right)
+    rows = []
+    for weight in weights:
+        target = patch_target(PatchSpec(style[None], content=photo, content_weight=weight), size, size)
+        got = []
+        for seed in seeds:
+            x = run_walk(target, WalkRequest(steps=30, seed=seed, init=photo, denoise=0.7)).x[0]
+            got.append((quality.ssim(quality.luminance(x), quality.luminance(photo[0])),
+                        quality.colour_swd(x, style), quality.gram_distance(x, style)))
+        rows.append({"content_weight": weight, "ssim": statistics.mean(g[0] for g in got),
+                     "ssim_min": min(g[0] for g in got), "colour_swd": statistics.mean(g[1] for g in got),
+                     "colour_floor": floor, "gram": statistics.mean(g[2] for g in got),
+                     "colour_pass": sum(g[1] <= 1.5 * floor for g in got), "n": len(got)})
+        log.info("transfer weight %s: %s", weight, rows[-1])
+    return rows
+
+
+def render(timing, crit, transfer, command: str, crit_size: int) -> str:
+    from rwalk.bench.report import machine_info  # noqa: PLC0415
+
+    lines = ["## Weight-free targets (issue 3)", "", "```", command, "```", ""]
+    lines += [f"Machine: {', '.join(f'{k} {v}' for k, v in machine_info().items())}.", ""]
+    lines += ["### Patch target: time, memory, reproducibility", "",
+              "A 30-step euler_ancestral walk (karras) from the 256×256 `painting` reference, target building "
+              "included, in a fresh process with 2 torch threads; median of the runs, peak RSS of the process "
+              "(Python, torch and the pack included); *identical* = every run gave the same bits.", "",
+              "| output | seconds | peak MiB | identical | runs | goal |", "|---|---|---|---|---|---|"]
+    goals = {128: "≤ 4 s", 256: "≤ 15 s"}
+    for r in timing:
+        lines.append(f"| {r['size']}×{r['size']} | {r['seconds']:.2f} | {r['peak_mib']:.0f} | "
+                     f"{'yes' if r['identical'] else 'NO'} | {r['runs']} | {goals.get(r['size'], '')}, ≤ 1536 MiB |")
+    lines += ["", f"### Novel and faithful ({crit_size}×{crit_size} output from a {crit_size}×{crit_size} reference)", "",
+              "Means over seeds; *halves* = the same measure between the reference's left and right halves. "
+              "Novel: the median distance from output 16×16 patches to their nearest reference patch ≥ the "
+              "halves' value. Faithful: colour sliced-W2 and random-feature Gram distance ≤ 1.5 × the halves'. "
+              "The pass columns count the seeds that meet each criterion.", "",
+              "| reference | novelty | halves | pass | colour SW2 | halves | pass | Gram | halves | pass |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in crit:
+        n = r["n"]
+        lines.append(f"| {r['reference']} | {r['novelty']:.3f} | {r['novelty_halves']:.3f} | {r['novel_pass']}/{n} | "
+                     f"{r['colour_swd']:.3f} | {r['colour_swd_halves']:.3f} | {r['colour_pass']}/{n} | "
+                     f"{r['gram']:.3f} | {r['gram_halves']:.3f} | {r['gram_pass']}/{n} |")
+    lines += ["", "### Photo style transfer (the `photo` content in the style of the `painting`)", "",
+              "Walk from the content noised to denoise 0.7 (30 steps). SSIM of luminance against the photo "
+              "(goal ≥ 0.5) and colour sliced-W2 against the style image (goal ≤ 1.5 × the style's halves value).", "",
+              "| content_weight | SSIM mean | SSIM min | colour SW2 | 1.5 × halves | colour pass | Gram |",
+              "|---|---|---|---|---|---|---|"]
+    for r in transfer:
+        lines.append(f"| {r['content_weight']:g} | {r['ssim']:.3f} | {r['ssim_min']:.3f} | {r['colour_swd']:.3f} | "
+                     f"{1.5 * r['colour_floor']:.3f} | {r['colour_pass']}/{r['n']} | {r['gram']:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "--child":
+        size, ref_size, seed, threads = map(int, argv[1:5])
+        print(json.dumps(one_walk(size, ref_size, seed, threads)))
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "BENCHMARKS.md")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    register_pack()
+    sys.path.insert(0, str(ROOT))
+    import torch
+
+    torch.set_num_threads(2)
+    started = time.perf_counter()
+    timing = timed_cases((128, 256), 2 if args.quick else 3, 2)
+    crit_size = 128 if args.quick else 256
+    seeds = range(2) if args.quick else range(4)
+    crit = criteria_rows(seeds, crit_size)
+    transfer = transfer_rows(seeds, crit_size, (3.0, 10.0) if args.quick else (1.0, 3.0, 10.0, 30.0))
+    command = ".venv/bin/python bench/patch.py" + (" --quick" if args.quick else "")
+    text = render(timing, crit, transfer, command, crit_size)
+    text += f"\nWhole run: {time.perf_counter() - started:.0f} s.\n"
+    from rwalk.bench.sections import replace_section  # noqa: PLC0415
+
+    replace_section(args.out, "weight-free", text)
+    print(args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
