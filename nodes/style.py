@@ -1,13 +1,16 @@
 """StyleEncoder: reference pictures -> WALK_STYLE (multi-scale feature statistics)."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
-from typing import List, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
-from ..walk_core.style import ENCODERS, STATISTICS, encode_style
+from ..walk_core.style import ENCODERS, STATISTICS, ClipVisionEncoder, encode_style
 from ..walk_core.style.encoders import COMFY_SUBDIR, PACK_WEIGHTS_DIR, VGG19_FILE
 from .layout import image_to_walk
 from .types import CATEGORY, WALK_STYLE
+
+log = logging.getLogger(__name__)
 
 
 def comfy_weight_dirs() -> List[Path]:
@@ -17,6 +20,20 @@ def comfy_weight_dirs() -> List[Path]:
     except ImportError:
         return []
     return [Path(folder_paths.models_dir) / COMFY_SUBDIR]
+
+
+def comfy_loader(clip_vision: Any) -> Optional[Callable[[], None]]:
+    """Inside ComfyUI: a hook that loads a CLIP_VISION's weights onto its device (as its own encode_image does)
+    before each forward; None headless or for an object without ComfyUI's ``patcher``."""
+    patcher = getattr(clip_vision, "patcher", None)
+    if patcher is None:
+        return None
+    try:
+        import comfy.model_management as mm  # noqa: PLC0415  (only present inside ComfyUI)
+    except ImportError:
+        log.debug("StyleEncoder: clip_vision has a patcher but ComfyUI is absent; its weights stay where they are")
+        return None
+    return lambda: mm.load_model_gpu(patcher)
 
 
 def parse_weights(text: str, n: int, who: str) -> Tuple[float, ...]:
@@ -38,7 +55,9 @@ class StyleEncoder:
     DESCRIPTION = (
         "Style statistics of one or several reference pictures (weighted): per layer of a feature encoder, "
         "Gram matrices (Gatys et al. 2016), channel mean/std, or sliced-Wasserstein quantiles. Feed the "
-        "WALK_STYLE into Guidance Step: Energy with energy 'style'.")
+        "WALK_STYLE into Guidance Step: Energy with energy 'style'. A connected CLIP_VISION (optional input "
+        "clip_vision) replaces the encoder choice: the statistics are then taken of four blocks of that vision "
+        "transformer's patch tokens.")
     CATEGORY = f"{CATEGORY}/style"
     RETURN_TYPES = (WALK_STYLE,)
     RETURN_NAMES = ("style",)
@@ -65,10 +84,19 @@ class StyleEncoder:
             "encoder_seed": ("INT", {"default": 0, "min": 0, "max": 2**31 - 1, "tooltip": (
                 "random encoder only: seed of its filters (and of the sliced-Wasserstein directions). The same "
                 "seed gives the same network, so codes compare only within one seed.")}),
+        }, "optional": {
+            "clip_vision": ("CLIP_VISION", {"tooltip": (
+                "Optional CLIP vision model (Load CLIP Vision: CLIP, SigLIP or DINOv2). When connected it replaces "
+                "the encoder choice (encoder and encoder_seed are ignored): the statistics come from the patch "
+                "tokens of four of its blocks (after 1/4, 1/2, 3/4 of the depth and the penultimate). The style "
+                "guidance then runs this model at every guided step.")}),
         }}
 
-    def encode(self, images, encoder, statistics, weights, encoder_seed):
+    def encode(self, images, encoder, statistics, weights, encoder_seed, clip_vision=None):
         pictures = image_to_walk(images, "StyleEncoder: images")  # [N, 3, H, W] in [-1, 1]
         w = parse_weights(weights, pictures.shape[0], "StyleEncoder")
+        if clip_vision is not None:
+            net = ClipVisionEncoder.wrap(clip_vision, comfy_loader(clip_vision), who="StyleEncoder: clip_vision")
+            return (encode_style(pictures, net, statistics, w),)
         config = {"seed": int(encoder_seed)} if encoder == "random" else {}
         return (encode_style(pictures, encoder, statistics, w, config, search_dirs=comfy_weight_dirs()),)

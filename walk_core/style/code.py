@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Sequence, Tuple
+from typing import Any, Dict, Sequence, Tuple, Union
 
 import torch
 
+from .clip_vision import NAME as CLIP_VISION, rebuild as rebuild_clip_vision
 from .encoders import Encoder, build_encoder
 from .statistics import KINDS, PROJECTIONS, QUANTILES, STATISTICS, projections, relative_distance, statistics_of
 
@@ -57,18 +58,22 @@ def _weights(weights: Sequence[float] | None, n: int, who: str) -> Tuple[float, 
     return tuple(float(w) / total for w in weights)
 
 
-def encode_style(pictures: torch.Tensor, encoder: str = "random", statistics: str = "gram",
+def encode_style(pictures: torch.Tensor, encoder: Union[str, Encoder] = "random", statistics: str = "gram",
                  weights: Sequence[float] | None = None, encoder_config: Dict[str, Any] | None = None,
                  search_dirs: Sequence[Path | str] = ()) -> StyleCode:
     """The StyleCode of ``pictures`` [N, 3, H, W] in [-1, 1]: each picture's statistics, averaged with
-    ``weights`` (normalised to sum 1; empty = equal)."""
+    ``weights`` (normalised to sum 1; empty = equal). ``encoder`` is a name built with ``encoder_config``, or a
+    ready encoder (e.g. ``ClipVisionEncoder.wrap(model)``), whose own config is recorded."""
     who = "StyleEncoder"
+    if isinstance(encoder, Encoder) and encoder_config:
+        raise ValueError(f"{who}: encoder_config={encoder_config!r} with a ready {encoder.name!r} encoder; "
+                         "expected encoder_config only with an encoder name")
     if statistics not in STATISTICS:
         raise ValueError(f"{who}: statistics={statistics!r}; expected one of {', '.join(STATISTICS)}")
     if not isinstance(pictures, torch.Tensor) or pictures.ndim != 4 or pictures.shape[0] < 1:
         raise ValueError(f"{who}: pictures {getattr(pictures, 'shape', pictures)}; expected [N, 3, H, W]")
     w = _weights(weights, pictures.shape[0], who)
-    net = build_encoder(encoder, encoder_config, search_dirs)
+    net = encoder if isinstance(encoder, Encoder) else build_encoder(encoder, encoder_config, search_dirs)
     with torch.no_grad():  # one picture at a time: a picture's statistics never depend on its batch
         features = [net.features(p[None].float()) for p in pictures]
     proj = {f"proj.{i}": projections(f.shape[1], i, net.config().get("seed", 0)) for i, f in enumerate(features[0])
@@ -80,7 +85,7 @@ def encode_style(pictures: torch.Tensor, encoder: str = "random", statistics: st
         for i in range(1, len(per_picture)):
             acc = acc + per_picture[i][key][0] * w[i]
         stats[key] = acc.contiguous()
-    return StyleCode(encoder, net.config(), statistics, w, stats, proj, net)
+    return StyleCode(net.name, net.config(), statistics, w, stats, proj, net)
 
 
 def style_distance(code: StyleCode, x: torch.Tensor) -> torch.Tensor:
@@ -108,8 +113,11 @@ def save_style(code: StyleCode, path: Path | str) -> Path:
     return path
 
 
-def load_style(path: Path | str, search_dirs: Sequence[Path | str] = ()) -> StyleCode:
-    """Read a StyleCode written by ``save_style``, checking the format, the metadata and every key."""
+def load_style(path: Path | str, search_dirs: Sequence[Path | str] = (), clip_vision: Any = None) -> StyleCode:
+    """Read a StyleCode written by ``save_style``, checking the format, the metadata and every key.
+
+    A code made with a CLIP vision model (encoder ``clip_vision``) needs that model as ``clip_vision``; the
+    file only records its config, which must match the model's."""
     from safetensors import SafetensorError, safe_open
 
     who = f"load_style ({path})"
@@ -130,7 +138,13 @@ def load_style(path: Path | str, search_dirs: Sequence[Path | str] = ()) -> Styl
                          "weights") from None
     if statistics not in STATISTICS:
         raise ValueError(f"{who}: statistics {statistics!r}; expected one of {', '.join(STATISTICS)}")
-    net = build_encoder(encoder, config, search_dirs)
+    if encoder == CLIP_VISION:
+        net = rebuild_clip_vision(config, clip_vision, who)
+    elif clip_vision is not None:
+        raise ValueError(f"{who}: clip_vision was given, but the code was made with encoder {encoder!r}; expected "
+                         f"clip_vision only for codes of encoder {CLIP_VISION!r}")
+    else:
+        net = build_encoder(encoder, config, search_dirs)
     with torch.no_grad():
         channels = [f.shape[1] for f in net.features(torch.zeros(1, 3, 16, 16))]
     shapes = {"gram": lambda c: (c, c), "mean": lambda c: (c,), "std": lambda c: (c,),

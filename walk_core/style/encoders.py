@@ -19,6 +19,10 @@ import torch.nn.functional as F
 from ..registry import Registry
 
 ENCODERS: Registry[type] = Registry("style encoder")
+# Encoders around a network the caller supplies (clip_vision.py): not in ENCODERS, which holds what a name and a
+# config rebuild (and lists the StyleEncoder node's choices); name -> what it needs.
+WRAPPING_ENCODERS = {"clip_vision": "a CLIP vision model: ClipVisionEncoder.wrap(model), StyleEncoder's clip_vision "
+                                    "input, or load_style(path, clip_vision=model)"}
 MIN_SIZE = 16  # pixels per side: every encoder keeps at least 1 px at its coarsest layer
 
 PACK_ROOT = Path(__file__).resolve().parents[2]
@@ -190,6 +194,9 @@ class VGG19Encoder(Encoder):
 def build_encoder(name: str, config: Dict[str, Any] | None = None,
                   search_dirs: Sequence[Path | str] = ()) -> Encoder:
     """The encoder ``name`` (unknown names list the valid ones) from its config."""
+    if name in WRAPPING_ENCODERS:
+        raise ValueError(f"build_encoder: the encoder {name!r} wraps a network that is not the pack's, so a name and "
+                         f"config cannot build it; it needs {WRAPPING_ENCODERS[name]}")
     cls = ENCODERS[name]
     config = dict(config or {})
     if cls is RandomEncoder:

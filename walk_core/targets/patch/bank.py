@@ -54,6 +54,11 @@ class PatchBank:
     def size(self) -> int:
         return int(self.centres.shape[0])
 
+    def to(self, device) -> "PatchBank":
+        move = lambda t: None if t is None else t.to(device)  # noqa: E731
+        return PatchBank(self.p, self.height, self.width, *(move(t) for t in (
+            self.centres, self.coords, self.sq_norms, self.mean, self.basis, self.sqrt_window, self.log_prior)))
+
     def embed(self, q: torch.Tensor) -> torch.Tensor:
         """Query patches [..., D] -> their PCA coordinates [..., k] (windowed, mean removed)."""
         return (q * self.sqrt_window - self.mean) @ self.basis

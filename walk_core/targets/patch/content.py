@@ -48,9 +48,17 @@ class ContentLevel:
         return self.weight * (1.0 / (FLOOR * self.var) + 1.0 / max(sigma, 1e-8) ** 2)
 
 
+    def to(self, device) -> "ContentLevel":
+        return ContentLevel(self.query.to(device), self.bank.to(device), self.bank_sq.to(device), self.weight,
+                            self.var)
+
+
 @dataclass(frozen=True)
 class ContentGuide:
     levels: List[ContentLevel]
+
+    def to(self, device) -> "ContentGuide":
+        return ContentGuide([level.to(device) for level in self.levels])
 
 
 def content_guide(content: torch.Tensor, reference_pyramid: List[torch.Tensor], p: int, width: int, height: int,

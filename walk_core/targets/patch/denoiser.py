@@ -17,7 +17,7 @@ used the posterior is concentrated, so the mass outside the candidates is neglig
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import List, Optional
 
 import torch
@@ -41,6 +41,11 @@ class PatchLevels:
     dense_max: int
     candidates: int
     guide: Optional[ContentGuide] = None  # content term per level (photo style transfer), or None
+
+    def to(self, device) -> "PatchLevels":
+        """A copy with every tensor on ``device`` (banks are built on the CPU)."""
+        return replace(self, banks=[b.to(device) for b in self.banks], blocks=[b.to(device) for b in self.blocks],
+                       guide=None if self.guide is None else self.guide.to(device))
 
     def level_for(self, sigma: float) -> int:
         for level in range(len(self.banks)):

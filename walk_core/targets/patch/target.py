@@ -132,7 +132,14 @@ def patch_target(spec: PatchSpec, width: int, height: int, _banks: Optional[_Ban
             "tileable": spec.tileable, "content": spec.content is not None}
     name = f"patches of {spec.name}" + (" (tileable)" if spec.tileable else "") + (
         ", content-guided" if guide is not None else "")
+    on_device = {torch.device("cpu"): levels}
+
+    def denoiser(x, sigma, **extra):
+        if x.device not in on_device:  # banks are built on the CPU; copied once per device
+            on_device[x.device] = levels.to(x.device)
+        return denoise(on_device[x.device], x, sigma)
+
     return WalkTarget(
-        name=name, denoiser=lambda x, sigma, **extra: denoise(levels, x, sigma), space="pixels",
+        name=name, denoiser=denoiser, space="pixels",
         sigma_min=SIGMA_MIN, sigma_max=SIGMA_MAX, shape=(3, height, width),
         resize=lambda w, h: patch_target(spec, w, h, banks), info=info)
