@@ -10,10 +10,10 @@ import json
 import logging
 import sys
 import time
-import types
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from run import register_pack  # bench/run.py: the pack as ``rwalk`` (this folder is on sys.path as a script's)
+
 
 
 def main(argv=None) -> int:
@@ -21,10 +21,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    if "rwalk" not in sys.modules:
-        pack = types.ModuleType("rwalk")
-        pack.__path__ = [str(ROOT)]
-        sys.modules["rwalk"] = pack
+    register_pack()
     import torch
 
     from rwalk.bench.overhead import OverheadConfig, measure_overhead

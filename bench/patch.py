@@ -17,22 +17,15 @@ import statistics
 import subprocess
 import sys
 import time
-import types
 from pathlib import Path
+
+from run import register_pack  # bench/run.py: the pack as ``rwalk`` (this folder is on sys.path as a script's)
 
 ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("bench.patch")
 
 REFERENCES = ("painting", "bricks", "foliage", "stained_glass", "marble")
 FRESH_SEED = 20  # same painting palette (seed % 4) and marble stone (seed % 5) as seed 0
-
-
-def register_pack() -> None:
-    if "rwalk" not in sys.modules:
-        pack = types.ModuleType("rwalk")
-        pack.__path__ = [str(ROOT)]
-        pack.__file__ = str(ROOT / "__init__.py")
-        sys.modules["rwalk"] = pack
 
 
 def one_walk(size: int, ref_size: int, seed: int, threads: int) -> dict:

@@ -93,4 +93,3 @@ def max_levels(height: int, width: int, smallest: int) -> int:
     """How many levels down until the shorter side would drop below ``smallest`` pixels."""
     side = min(height, width)
     return max(0, int(math.floor(math.log2(max(side, 1) / smallest))))
-
