@@ -3,6 +3,7 @@ search against the dense posterior, tileable output, determinism, content guidan
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 import pytest
 import torch
@@ -103,6 +104,17 @@ def test_coarse_to_fine_search_matches_the_dense_posterior(sigma):
     # ...and gives (nearly) the same estimate where the posterior is spread wide
     if sigma >= 0.1:
         assert float((a - b).square().mean()) < 0.25 * float((a - x).square().mean())
+
+
+def test_walks_from_noise_start_on_the_references_mean():
+    r = ref("marble", 32)  # a bright reference: mean far from 0
+    target = patch_target(PatchSpec(r[None]), 32, 32)
+    assert torch.allclose(target.start_mean.view(-1), r.mean(dim=(1, 2)), atol=1e-5)
+    # with an identity denoiser one euler step leaves the start as it is: its mean is start_mean + noise
+    still = replace(target, denoiser=lambda x, sigma, **extra: x)
+    x = run_walk(still, WalkRequest(walk="euler", steps=1, seed=0, sigma_max=1.0)).x
+    assert torch.allclose(x.mean(dim=(0, 2, 3)), r.mean(dim=(1, 2)), atol=4 * 1.0 / 32)  # 4 sd of a 1024-mean
+    assert float(x.mean()) > 0.3
 
 
 def test_walk_is_deterministic_and_items_independent_of_the_batch():

@@ -109,6 +109,8 @@ def run_walk(target: WalkTarget, request: WalkRequest, guidance: GuidanceChain =
         if init.shape[0] not in (1, request.batch_size):
             raise _who("init batch", init.shape[0], f"1 or the batch size {request.batch_size}")
         start = init.expand(shape) + start
+    elif target.start_mean is not None:  # centre pure noise on the target's mean (its sigma_max marginal)
+        start = start + target.start_mean.to(start)
     n = len(sigmas) - 1
     trajectory = Trajectory(request.trajectory_every, n)
     calls = [0]

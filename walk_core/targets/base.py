@@ -29,6 +29,10 @@ class WalkTarget:
         exact: the exact distribution (a GaussianMixture) the target samples -- the conditional one when a
             class is chosen -- where there is one, for verification.
         info: free-form facts for display (components, source, ...).
+        start_mean: where the target's pictures have a mean far from 0 (a bright or dark reference), that mean,
+            broadcastable to ``shape`` (e.g. [C, 1, 1]): a walk from pure noise then starts at start_mean +
+            sigma_max * noise, the sigma_max marginal of the target, rather than at sigma_max * noise (whose
+            offset a patch posterior reads as evidence for darker/lighter patches). None = 0.
         energy: where the target has one, ``energy(x [B, *shape]) -> [B]``, the negative log-density up to a
             constant (p(x) proportional to exp(-energy(x))), differentiable in x; None otherwise.
     """
@@ -44,6 +48,7 @@ class WalkTarget:
     unconditional: Optional[Denoiser] = None
     info: dict = field(default_factory=dict)
     energy: Optional[Callable[[torch.Tensor], torch.Tensor]] = None  # last: positional construction keeps working
+    start_mean: Optional[torch.Tensor] = None
 
     def __post_init__(self):
         if self.space not in SPACES:

@@ -1,19 +1,20 @@
-"""The patch denoiser: at noise level sigma, each pixel's estimate is the posterior mean of the centre colour
-over the reference patches that look like the noisy patch around it (Kamb & Ganguli 2024, the equivariant
-local score machine; Niedoba et al. 2024), matched at the pyramid level whose scale suits sigma.
+"""The patch denoiser: at noise level sigma, each pixel's estimate is the posterior mean over the reference patches
+that look like the noisy patch around it (Kamb & Ganguli 2024, the equivariant local score machine; Niedoba et
+al. 2024), matched at the pyramid level whose scale suits sigma.
 
 Coarse to fine: at level l the picture is blurred and subsampled l times, which divides white noise by about
 2^l while large structure survives, so a fixed-size patch there covers p * 2^l output pixels. A level is used
-while its noise std is at most ``level_sigma``; the coarse estimate comes back to full size by smooth
-interpolation, plus the picture's own finer band shrunk by its Wiener factor (a Gaussian model of the band,
-so the walk keeps the reference's detail variance where the patches cannot yet see it). Each pixel takes the
-*centre* colour of its posterior, so overlapping patch estimates are never averaged into a dull colour.
+while its noise std is at most ``level_sigma``. A coarse pixel's posterior predicts its full-resolution block
+of the references (the 2^l x 2^l pixels the matched patch's centre stands for), so the estimate carries the
+detail of the patches it believes in; at level 0 each pixel takes the posterior mean of *centre* colours.
+Overlapping patch estimates are never averaged into a dull colour.
 
 The posterior is dense (a softmax over every patch of the level) on levels with at most ``dense_max``
-patches -- always the case at high sigma. Finer levels are too big for that; there a pixel's candidates are
-the best ``candidates`` matches of its parent pixel at the finest dense level, mapped down with a +-1 pixel
-jitter (a coarse-to-fine search), and the softmax runs over those. At the low sigma where fine levels are
-used the posterior is concentrated, so the mass outside the candidates is negligible.
+patches -- always the case at high sigma. Finer levels keep every patch but are too big for that; there a
+pixel's candidates are its parent pixel's best ``candidates`` matches one level up (at a +-1 pixel jitter)
+plus the neighbouring parents' matches continued, a coarse-to-fine search, and the softmax runs over those.
+At the low sigma where fine levels are used the posterior is concentrated, so the mass outside the candidates
+is negligible.
 """
 from __future__ import annotations
 

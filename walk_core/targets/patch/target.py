@@ -96,6 +96,9 @@ class _Banks:
     def __init__(self, spec: PatchSpec):
         self.spec = spec
         self.references, self.scale = bounded_references(spec)
+        w = torch.ones(self.references.shape[0]) if spec.weights is None else torch.tensor(spec.weights)
+        # the references' (weighted) mean colour [C, 1, 1]: where walks from pure noise are centred
+        self.mean = (self.references.mean(dim=(2, 3)) * (w / w.sum())[:, None]).sum(0).view(-1, 1, 1)
         self.by_depth: Dict[int, tuple] = {}
 
     def levels(self, depth: int):
@@ -142,4 +145,4 @@ def patch_target(spec: PatchSpec, width: int, height: int, _banks: Optional[_Ban
     return WalkTarget(
         name=name, denoiser=denoiser, space="pixels",
         sigma_min=SIGMA_MIN, sigma_max=SIGMA_MAX, shape=(3, height, width),
-        resize=lambda w, h: patch_target(spec, w, h, banks), info=info)
+        resize=lambda w, h: patch_target(spec, w, h, banks), info=info, start_mean=banks.mean)
