@@ -90,25 +90,27 @@ def criteria_rows(seeds, size: int) -> list:
     return rows
 
 
-def tradeoff_rows(seeds, size: int, patch_sizes) -> list:
-    """The patch size's trade-off: mean over the references of each measure / its halves value."""
+def tradeoff_rows(seeds, size: int, settings) -> list:
+    """Settings' trade-offs: mean over the references of each measure / its halves value. ``settings``: a list
+    of PatchSpec keyword dicts."""
     from rwalk.walk_core import quality
     from rwalk.walk_core.references import reference_image
     from rwalk.walk_core.sample import WalkRequest, run_walk
     from rwalk.walk_core.targets.patch import PatchSpec, patch_target
 
     rows = []
-    for p in patch_sizes:
+    for kw in settings:
         ratios = {"novelty": [], "colour_swd": [], "gram": []}
         for name in REFERENCES:
             ref = reference_image(name, size, size, 0) * 2 - 1
-            target = patch_target(PatchSpec(ref[None], patch_size=p), size, size)
+            target = patch_target(PatchSpec(ref[None], **kw), size, size)
             for seed in seeds:
                 report = quality.patch_report(run_walk(target, WalkRequest(steps=30, seed=seed)).x[0], ref)
                 for key in ratios:
                     ratios[key].append(report[key] / report[f"{key}_halves"])
-        rows.append({"patch_size": p, **{k: statistics.mean(v) for k, v in ratios.items()}, "n": len(ratios["gram"])})
-        log.info("patch size %d: %s", p, rows[-1])
+        full = {"patch_size": PatchSpec.patch_size, "level_sigma": PatchSpec.level_sigma, **kw}
+        rows.append({**full, **{k: statistics.mean(v) for k, v in ratios.items()}, "n": len(ratios["gram"])})
+        log.info("setting %s: %s", kw, rows[-1])
     return rows
 
 
@@ -168,15 +170,17 @@ def render(timing, crit, transfer, command: str, crit_size: int, tradeoff=()) ->
                      f"{r['colour_swd_fresh']:.3f} | {r['colour_pass']}/{n} | {r['gram']:.3f} | {r['gram_halves']:.3f} | "
                      f"{r['gram_fresh']:.3f} | {r['gram_pass']}/{n} |")
     if tradeoff:
-        lines += ["", "### The patch size: structure against novelty", "",
+        lines += ["", "### Patch size and level_sigma: structure against novelty", "",
                   "Each measure divided by its halves value, averaged over the five references and the seeds "
                   "(novelty: higher is more novel, goal ≥ 1; colour and Gram: lower is more faithful, goal ≤ 1.5). "
                   "Smaller patches at the coarse levels break the references' arrangement into smaller pieces: more "
                   "novel and closer in colour, but large structure (brick courses, a painting's layout) is lost — "
-                  "7 is the default for that reason.", "",
-                  "| patch_size | novelty / halves | colour SW2 / halves | Gram / halves | walks |", "|---|---|---|---|---|"]
-        lines += [f"| {r['patch_size']} | {r['novelty']:.2f} | {r['colour_swd']:.2f} | {r['gram']:.2f} | {r['n']} |"
-                  for r in tradeoff]
+                  "7 is the default for that reason. A higher level_sigma hands over to finer levels earlier, so "
+                  "coarse levels copy less of the references' arrangement (0.6 is the default).", "",
+                  "| patch_size | level_sigma | novelty / halves | colour SW2 / halves | Gram / halves | walks |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {r['patch_size']} | {r['level_sigma']:g} | {r['novelty']:.2f} | {r['colour_swd']:.2f} | "
+                  f"{r['gram']:.2f} | {r['n']} |" for r in tradeoff]
     lines += ["", "### Photo style transfer (the `photo` content in the style of the `painting`)", "",
               "Walk from the content noised to denoise 0.7 (30 steps). SSIM of luminance against the photo "
               "(goal ≥ 0.5) and colour sliced-W2 against the style image (goal ≤ 1.5 × the style's halves value).", "",
@@ -210,7 +214,8 @@ def main(argv=None) -> int:
     seeds = range(2) if args.quick else range(4)
     crit = criteria_rows(seeds, crit_size)
     transfer = transfer_rows(seeds, crit_size, (3.0, 10.0) if args.quick else (1.0, 3.0, 10.0, 30.0))
-    tradeoff = tradeoff_rows(range(1) if args.quick else range(2), crit_size, (7, 5, 3))
+    settings = [{}, {"patch_size": 5}, {"patch_size": 3}, {"level_sigma": 0.3}, {"level_sigma": 1.0}]
+    tradeoff = tradeoff_rows(range(1) if args.quick else range(2), crit_size, settings)
     command = ".venv/bin/python bench/patch.py" + (" --quick" if args.quick else "")
     text = render(timing, crit, transfer, command, crit_size, tradeoff)
     text += f"\nWhole run: {time.perf_counter() - started:.0f} s.\n"

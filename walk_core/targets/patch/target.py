@@ -36,7 +36,7 @@ class PatchSpec:
     images: torch.Tensor = field(compare=False)
     weights: Optional[Tuple[float, ...]] = None  # per reference (None: equal)
     patch_size: int = 7  # pixels per side at every pyramid level (odd)
-    level_sigma: float = 0.3  # a pyramid level is used while its own noise std is at most this
+    level_sigma: float = 0.6  # a pyramid level is used while its own noise std is at most this (bench/patch.py)
     sharpness: float = 1.0  # multiplies the patch log-likelihood
     candidates: int = 8  # best matches handed from each level to the next finer one
     dense_max: int = 4096  # levels with at most this many patches get a dense posterior
