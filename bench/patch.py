@@ -1,8 +1,8 @@
 """Weight-free targets benchmark (issue 3 §6): time, peak memory and reproducibility of the patch target, and
 its novelty / faithfulness criteria and photo style transfer, written into docs/BENCHMARKS.md.
 
-    .venv/bin/python bench/patch.py            # about 5 minutes on 2 cores
-    .venv/bin/python bench/patch.py --quick    # about a minute
+    .venv/bin/python bench/patch.py            # about 12 minutes on 2 cores
+    .venv/bin/python bench/patch.py --quick    # about 2 minutes
 
 Timings run each case in a fresh subprocess (so peak RSS is the case's own) with 2 torch threads (the
 machine's cores): they are wall-clock seconds for the whole walk, target building included.
