@@ -6,13 +6,13 @@ right halves and measure the same thing between them: how different two honest p
 """
 from __future__ import annotations
 
-import math
 from typing import Dict, Tuple
 
 import torch
 import torch.nn.functional as F
 
 from .style import encode_style, style_distance
+from .targets.patch.content import luminance as patch_luminance
 
 NOVELTY_PATCH = 16
 SWD_DIRECTIONS = 64
@@ -74,8 +74,8 @@ def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 7) -> float:
 
 
 def luminance(x: torch.Tensor) -> torch.Tensor:
-    w = torch.tensor((0.299, 0.587, 0.114), dtype=x.dtype).view(3, 1, 1)
-    return (x * w).sum(0, keepdim=True)
+    """[3, H, W] -> [1, H, W] (the patch target's luminance, one picture)."""
+    return patch_luminance(x[None])[0]
 
 
 def patch_report(out: torch.Tensor, ref: torch.Tensor) -> Dict[str, float]:
@@ -99,4 +99,4 @@ def criteria(report: Dict[str, float], factor: float = 1.5) -> Dict[str, bool]:
 
 
 __all__ = ["colour_swd", "criteria", "gram_distance", "halves", "luminance", "nearest_patch_median",
-           "patch_report", "ssim", "math"]
+           "patch_report", "ssim"]

@@ -64,6 +64,14 @@ class PatchBank:
         return (q * self.sqrt_window - self.mean) @ self.basis
 
 
+def principal_basis(centred: torch.Tensor, dims: int) -> torch.Tensor:
+    """The top ``dims`` principal directions [D, dims] of mean-removed samples [N, D], largest first."""
+    dims = min(dims, centred.shape[1], centred.shape[0])
+    cov = centred.T.double() @ centred.double() / max(1, centred.shape[0])
+    _, vecs = torch.linalg.eigh(cov)
+    return vecs[:, -dims:].flip(1).to(centred.dtype).contiguous()
+
+
 def build_bank(references: torch.Tensor, p: int, dims: int, seed: int = 0,
                weights: Optional[torch.Tensor] = None) -> PatchBank:
     """The bank of ``references`` [K, C, H, W] (one pyramid level, walk units), every patch, edges mirrored."""
@@ -75,10 +83,7 @@ def build_bank(references: torch.Tensor, p: int, dims: int, seed: int = 0,
     sample = sample * sqrt_w
     mean = sample.mean(0)
     centred = sample - mean
-    dims = min(dims, centred.shape[1], centred.shape[0])
-    cov = centred.T.double() @ centred.double() / centred.shape[0]
-    _, vecs = torch.linalg.eigh(cov)
-    basis = vecs[:, -dims:].flip(1).to(flat.dtype).contiguous()
+    basis = principal_basis(centred, dims)
     coords = (flat * sqrt_w - mean) @ basis
     centres = flat.view(flat.shape[0], c, p * p)[:, :, (p * p) // 2].contiguous()
     log_prior = None

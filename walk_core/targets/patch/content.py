@@ -19,7 +19,7 @@ from typing import List
 import torch
 import torch.nn.functional as F
 
-from .bank import patches, window
+from .bank import patches, principal_basis, window
 from .pyramid import pyramid
 
 LUMA = (0.299, 0.587, 0.114)
@@ -77,9 +77,7 @@ def content_guide(content: torch.Tensor, reference_pyramid: List[torch.Tensor], 
         bank = patches(luminance(reference_pyramid[level]), p, False).reshape(-1, p * p) * sqrt_w
         query = patches(content_pyr[level], p, periodic)[0] * sqrt_w
         centre = bank.mean(0)
-        sample = bank - centre
-        cov = sample.T.double() @ sample.double() / max(1, sample.shape[0])
-        basis = torch.linalg.eigh(cov)[1][:, -LUMA_DIMS:].to(bank.dtype)
+        basis = principal_basis(bank - centre, LUMA_DIMS)
         b = (bank - centre) @ basis
         var = float(luminance(reference_pyramid[level]).var().clamp_min(1e-6))
         out.append(ContentLevel((query - centre) @ basis, b, b.square().sum(1), weight, var))
