@@ -12,12 +12,13 @@ INPUTS: Dict[str, Tuple[Any, Dict[str, Any]]] = {
     "walk": (WALKS.names(), {"default": "euler_ancestral", "tooltip": (
         "The random walk from noise to the target. euler/heun: deterministic ODE baselines; euler_ancestral: "
         "ancestral (DDPM) steps; edm: Karras et al. 2022 churned Heun; langevin: annealed Langevin dynamics "
-        "(Song & Ermon 2019); pc: predictor-corrector (Song et al. 2021).")}),
+        "(Song & Ermon 2019); pc: predictor-corrector (Song et al. 2021); adams: deterministic multistep on the "
+        "noise prediction in log sigma (DEIS-style exponential integrator), the most accurate at 10-20 steps.")}),
     "schedule": (SCHEDULES.names(), {"default": "karras", "tooltip": (
         "How the noise level sigma falls from sigma_max to sigma_min: karras (rho 7), exponential (uniform in "
         "log sigma), polyexponential, linear (uniform in sigma), vp (the VP-SDE's).")}),
     "steps": ("INT", {"default": 20, "min": 1, "max": 10000, "tooltip": (
-        "Number of noise levels. Evaluations per step: 1 for euler, euler_ancestral; ~2 for heun, edm; "
+        "Number of noise levels. Evaluations per step: 1 for euler, euler_ancestral, adams; ~2 for heun, edm; "
         "corrector_steps (+1 at the end) for langevin; 1 + corrector_steps for pc.")}),
     "seed": ("INT", {"default": 0, "min": 0, "max": SEED_MAX, "control_after_generate": True, "tooltip": (
         "Seed of the walk's noise. Item i of a batch uses seed + i, so any image can be remade alone.")}),
@@ -45,6 +46,10 @@ INPUTS: Dict[str, Tuple[Any, Dict[str, Any]]] = {
     "corrector_steps": ("INT", {"default": 1, "min": 0, "max": 100, "tooltip": (
         "Used by langevin (Langevin steps per noise level, at least 1) and pc (corrector steps per level; "
         "0 = the predictor alone).")}),
+    "order": ("INT", {"default": 0, "min": 0, "max": 4, "tooltip": (
+        "Used by adams: how many past noise predictions its polynomial uses (1 = Euler; 3 = its default, the "
+        "most accurate unguided; 2 is steadier under strong guidance at 10 steps or fewer). 0 = the walk's "
+        "default.")}),
     "denoise": ("FLOAT", {"default": 1.0, "min": 0.01, "max": 1.0, "step": 0.01, "tooltip": (
         "With an init image or latent: how much of the walk to run from it (1 = start from pure noise and "
         "ignore the init's content, 0.3 = keep most of it).")}),

@@ -10,11 +10,13 @@ from .layout import image_to_walk, walk_to_image
 from .types import CATEGORY, WALK_GUIDANCE, WALK_TARGET
 
 
-def _options(walk: str, eta, s_noise, churn, snr, corrector_steps) -> dict:
+def _options(walk: str, eta, s_noise, churn, snr, corrector_steps, order=0) -> dict:
     """Map the node's walk parameters onto the walk's keyword options (run_walk keeps those it takes)."""
     options = {"eta": eta, "s_noise": s_noise, "s_churn": churn, "corrector_steps": corrector_steps}
     if snr > 0:  # 0 = the walk's own default
         options["snr"] = snr
+    if order > 0:  # 0 = the walk's own default
+        options["order"] = order
     return options
 
 
@@ -40,7 +42,7 @@ class WalkSampler:
             "required": {
                 "target": (WALK_TARGET, {"tooltip": "The distribution to walk towards (a TargetDistribution node)."}),
                 **pick("walk", "schedule", "steps", "seed", "batch_size", "width", "height", "sigma_max",
-                       "sigma_min", "eta", "s_noise", "churn", "snr", "corrector_steps", "denoise",
+                       "sigma_min", "eta", "s_noise", "churn", "snr", "corrector_steps", "order", "denoise",
                        "trajectory_every"),
             },
             "optional": {
@@ -53,7 +55,7 @@ class WalkSampler:
         }
 
     def sample(self, target, walk, schedule, steps, seed, batch_size, width, height, sigma_max, sigma_min,
-               eta, s_noise, churn, snr, corrector_steps, denoise, trajectory_every,
+               eta, s_noise, churn, snr, corrector_steps, order, denoise, trajectory_every,
                guidance=None, init_image=None, init_latent=None):
         init = None
         if init_latent is not None:
@@ -67,7 +69,7 @@ class WalkSampler:
             denoise = 1.0  # nothing to keep without an init
         request = WalkRequest(
             walk=walk, schedule=schedule, steps=steps, seed=seed, batch_size=batch_size, sigma_min=sigma_min,
-            sigma_max=sigma_max, options=_options(walk, eta, s_noise, churn, snr, corrector_steps),
+            sigma_max=sigma_max, options=_options(walk, eta, s_noise, churn, snr, corrector_steps, order),
             init=init, denoise=denoise, trajectory_every=trajectory_every,
         )
         result = run_walk(target, request, guidance or GuidanceChain(), progress=progress_hook(steps),

@@ -161,7 +161,7 @@ def guided_api(**cfg_inputs):
         "3": {"class_type": "WalkSampler", "inputs": {
             "target": ["1", 0], "guidance": ["2", 0], "walk": "euler_ancestral", "schedule": "karras", "steps": 3,
             "seed": 0, "batch_size": 1, "width": 16, "height": 16, "sigma_max": 0.0, "sigma_min": 0.0, "eta": 1.0,
-            "s_noise": 1.0, "churn": 40.0, "snr": 0.0, "corrector_steps": 1, "denoise": 1.0,
+            "s_noise": 1.0, "churn": 40.0, "snr": 0.0, "corrector_steps": 1, "order": 0, "denoise": 1.0,
             "trajectory_every": 5}},
         "4": {"class_type": "SaveImage", "inputs": {"images": ["3", 0], "filename_prefix": "t"}},
     }
@@ -186,7 +186,7 @@ def test_runner_reports_start_after_end_naming_node_class_and_input():
 
 SMALL_WALK = {"walk": "euler_ancestral", "schedule": "karras", "steps": 3, "seed": 0, "batch_size": 2,
               "width": 16, "height": 16, "sigma_max": 0.0, "sigma_min": 0.0, "eta": 1.0, "s_noise": 1.0,
-              "churn": 40.0, "snr": 0.0, "corrector_steps": 1, "denoise": 1.0, "trajectory_every": 5}
+              "churn": 40.0, "snr": 0.0, "corrector_steps": 1, "order": 0, "denoise": 1.0, "trajectory_every": 5}
 
 
 def cfg_chain(scale=3.0):
