@@ -74,8 +74,9 @@ STEPS: Tuple[Step, ...] = (
                 "The norm grows with the image size: for n values (3 x width x height) about 0.5 * sqrt(n) "
                 "caps the update at an RMS of 0.5 per value.")}),
             "momentum": ("FLOAT", {"min": -0.99, "max": 0.99, "step": 0.01, "tooltip": (
-                "Momentum beta on the guidance update across evaluations; negative (the paper's -0.5) pushes "
-                "away from the previous update, 0 = off.")}),
+                "Momentum beta on the guidance update across evaluations; negative (the paper uses -0.5 with "
+                "DDIM) pushes away from the previous update, 0 = off (the default: with stochastic walks or 20 "
+                "steps or fewer the reverse momentum was measured to throw pictures off the target).")}),
         }),
     Step("dynamic_threshold", "GuidanceStepDynamicThreshold", "Guidance Step: Dynamic Threshold", (
         "Dynamic thresholding (Saharia et al. 2022, Imagen): each image's denoised estimate is clipped to its "

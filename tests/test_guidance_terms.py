@@ -346,3 +346,16 @@ def test_term_active_changes_the_walk(kind):
     plain, with_term = run_walk(target, REQUEST, base), run_walk(target, REQUEST, base.plus(example(kind, **overrides)))
     assert bool(torch.isfinite(with_term.x).all())
     assert not torch.equal(plain.x, with_term.x)
+
+
+def test_wrap_marks_the_guided_denoiser_and_its_interval_edges():
+    """Multistep walks read ``guided`` and ``sigma_breaks`` (walk_core/walks/adams.py)."""
+    target = hand_target()
+    term = CFG(weight=3.0, start_percent=0.25, end_percent=0.55)
+    hi, lo = term.sigma_interval(80.0, 0.002)
+    guided = GuidanceChain((term,)).wrap(target, 80.0, 0.002)
+    assert guided.guided is True
+    assert guided.sigma_breaks == (hi, lo) and 0.002 < lo < hi < 80.0
+    whole = GuidanceChain((CFG(weight=3.0),)).wrap(target, 80.0, 0.002)
+    assert whole.sigma_breaks == ()  # active over the whole walk: nothing switches
+    assert not hasattr(GuidanceChain().wrap(target, 80.0, 0.002), "guided")  # no terms: the bare denoiser

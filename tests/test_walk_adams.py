@@ -90,6 +90,49 @@ def test_rejects_bad_order():
     mixture = image_3x16x16()
     x = torch.zeros((1,) + mixture.shape)
     sigmas = make_sigmas("karras", 3, 0.002, 80.0)
-    for bad in (0, 5, 2.5):
+    for bad in (-1, 5, 2.5):
         with pytest.raises(ValueError, match="order"):
             WALKS["adams"].fn(mixture.denoise, x, sigmas, order=bad)
+
+
+class _Hinted:
+    """A denoiser carrying the hints the guidance chain sets (``guided``, ``sigma_breaks``)."""
+
+    def __init__(self, denoise, guided=False, breaks=(), jump_below=None):
+        self.denoise, self.guided, self.sigma_breaks, self.jump_below = denoise, guided, tuple(breaks), jump_below
+
+    def __call__(self, x, sigma):
+        out = self.denoise(x, sigma)
+        if self.jump_below is not None and float(sigma[0]) < self.jump_below:
+            out = out + 0.3  # a term that switches on below this sigma
+        return out
+
+
+def _start(mixture, n=6, seed=5):
+    return ItemNoise.from_seed(seed, n).randn((n,) + mixture.shape, dtype=torch.float64) * 80.0
+
+
+def test_auto_order_is_three_and_two_on_a_guided_denoiser():
+    mixture = image_3x16x16()
+    x, sigmas = _start(mixture), make_sigmas("karras", 10, 0.002, 80.0)
+    walk = WALKS["adams"].fn
+    plain, guided = _Hinted(mixture.denoise), _Hinted(mixture.denoise, guided=True)
+    assert torch.equal(walk(plain, x, sigmas), walk(plain, x, sigmas, order=3))
+    assert torch.equal(walk(guided, x, sigmas), walk(guided, x, sigmas, order=2))
+    assert torch.equal(walk(guided, x, sigmas, order=3), walk(plain, x, sigmas, order=3))  # explicit order wins
+    assert not torch.equal(walk(plain, x, sigmas), walk(guided, x, sigmas))
+
+
+def test_no_polynomial_across_a_sigma_break():
+    """Past a break the walk continues exactly as a fresh adams walk started there."""
+    mixture = image_3x16x16()
+    x, sigmas = _start(mixture), make_sigmas("karras", 12, 0.002, 80.0)
+    k = 6  # the break lies between levels k - 1 and k
+    brk = float((sigmas[k - 1] * sigmas[k]).sqrt())
+    hinted = _Hinted(mixture.denoise, breaks=(brk,), jump_below=brk)
+    states = []
+    out = WALKS["adams"].fn(hinted, x, sigmas, order=3, callback=lambda info: states.append(info["x"]))
+    fresh = WALKS["adams"].fn(hinted, states[k - 1], sigmas[k:], order=3)  # state at sigmas[k], new history
+    assert torch.equal(out, fresh)
+    unhinted = _Hinted(mixture.denoise, jump_below=brk)
+    assert not torch.equal(WALKS["adams"].fn(unhinted, x, sigmas, order=3), out)

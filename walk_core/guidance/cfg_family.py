@@ -82,8 +82,12 @@ class APG(GuidanceTerm):
         D         = D_c + (w - 1) (delta_perp + eta * delta_par)        (w = ``weight``)
 
     eta = 1 without momentum or threshold is exactly cfg with scale w; the paper's eta = 0 drops the parallel
-    part, which is what over-saturates. The paper uses negative momentum (beta = -0.5 here; 0 turns it off);
-    the running average is updated once per evaluation, so a second-order walk updates it twice per step.
+    part, which is what over-saturates. The paper adds negative momentum (e.g. beta = -0.5) for its DDIM-style
+    sampling; here it is off by default (0): measured on an exact class-conditional mixture at scale 4,
+    beta = -0.5 threw euler_ancestral's samples off the target at 10 and 20 evaluations (the running update
+    mixes updates from different fresh-noise draws and from far-apart sigmas) and adams' at 10, while
+    beta = 0 kept the class precision at 1 and 87-103 % of the exact diversity. The running average is
+    updated once per evaluation, so a second-order walk updates it twice per step.
     The paper tunes r for latent-diffusion models' latents; a norm over a [-1, 1] image grows with its size,
     so no size-free default exists for pixels and the threshold is off (0) by default: for an image of
     n values a threshold near 0.5 * sqrt(n) caps the update at a per-value RMS of 0.5.
@@ -93,7 +97,7 @@ class APG(GuidanceTerm):
     weight: float = 4.0
     eta: float = 0.0
     norm_threshold: float = 0.0
-    momentum: float = -0.5
+    momentum: float = 0.0
 
     def __post_init__(self):
         super().__post_init__()
