@@ -22,12 +22,31 @@ def euler(model, x, sigmas, extra_args=None, callback=None, disable=None, *, noi
     return x
 
 
+def trapezoid(x, x_euler, denoised, denoised_next, sigma, sigma_next, guided: bool):
+    """Heun's correction of an Euler step sigma -> sigma_next.
+
+    Plain: the mean of the slopes (x - D) / sigma at both ends (Karras et al. 2022). Guided: the mean of the two
+    denoised estimates in the exponential-integrator form x' = (s'/s) x + (1 - s'/s) (D + D') / 2 (the data-
+    prediction form DPM-Solver++ recommends under guidance): the slope at a sigma_next far below sigma divides
+    the guided estimate's error at the Euler point by sigma_next, and at 5-10 levels with CFG 4 that threw most
+    samples off the target; the data form weights it by at most 1/2.
+    """
+    if guided:
+        ratio = sigma_next / sigma
+        return x * ratio + (denoised + denoised_next) * ((1 - ratio) / 2)
+    d = (x - denoised) / sigma
+    d_next = (x_euler - denoised_next) / sigma_next
+    return x + (d + d_next) / 2 * (sigma_next - sigma)
+
+
 @register_walk("heun", nfe=lambda steps, **_: max(2 * steps - 1, 1), stochastic=False)
 @torch.no_grad()
 def heun(model, x, sigmas, extra_args=None, callback=None, disable=None, *, noise: ItemNoise | None = None):
-    """Heun's second-order method (Karras et al. 2022, Algorithm 1); Euler on the last step to sigma = 0."""
+    """Heun's second-order method (Karras et al. 2022, Algorithm 1); Euler on the last step to sigma = 0. On a
+    guided denoiser the trapezoid averages the two denoised estimates instead of the two slopes."""
     extra_args = extra_args or {}
     sigmas = as_sigmas(sigmas, x, "heun")
+    guided = getattr(model, "guided", False)
     for i in range(len(sigmas) - 1):
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
         denoised = model(x, batch_sigma(x, sigma), **extra_args)
@@ -36,7 +55,7 @@ def heun(model, x, sigmas, extra_args=None, callback=None, disable=None, *, nois
         if float(sigma_next) == 0:
             x = x_euler
         else:  # trapezoidal correction with the slope at sigma_next
-            d_next = (x_euler - model(x_euler, batch_sigma(x, sigma_next), **extra_args)) / sigma_next
-            x = x + (d + d_next) / 2 * (sigma_next - sigma)
+            denoised_next = model(x_euler, batch_sigma(x, sigma_next), **extra_args)
+            x = trapezoid(x, x_euler, denoised, denoised_next, sigma, sigma_next, guided)
         report("heun", callback, i, x, sigma, sigma, denoised)
     return x

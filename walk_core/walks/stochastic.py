@@ -7,6 +7,7 @@ import torch
 
 from ..noise import ItemNoise, noise_for
 from .base import ancestral_move, as_sigmas, batch_sigma, check_option, register_walk, report
+from .ode import trapezoid
 
 
 @register_walk("euler_ancestral", nfe=lambda steps, **_: steps, stochastic=True)
@@ -38,7 +39,8 @@ def edm(model, x, sigmas, extra_args=None, callback=None, disable=None, *,
         s_churn: float = 40.0, s_tmin: float = 0.05, s_tmax: float = 50.0, s_noise: float = 1.0,
         noise: ItemNoise | None = None):
     """EDM stochastic sampler (Karras et al. 2022, Algorithm 2): raise sigma by gamma = min(S_churn/N,
-    sqrt2 - 1) inside [S_tmin, S_tmax] with fresh noise of scale S_noise, then a Heun step down."""
+    sqrt2 - 1) inside [S_tmin, S_tmax] with fresh noise of scale S_noise, then a Heun step down (on a guided
+    denoiser its correction averages denoised estimates: see ``ode.trapezoid``)."""
     check_option("edm", "s_churn", s_churn, 0.0)
     check_option("edm", "s_noise", s_noise, 0.0)
     check_option("edm", "s_tmin", s_tmin, 0.0)
@@ -46,6 +48,7 @@ def edm(model, x, sigmas, extra_args=None, callback=None, disable=None, *,
     extra_args = extra_args or {}
     sigmas = as_sigmas(sigmas, x, "edm")
     noise = noise_for(x, extra_args, noise)
+    guided = getattr(model, "guided", False)
     n = len(sigmas) - 1
     gamma_max = min(s_churn / n, math.sqrt(2) - 1)
     for i in range(n):
@@ -61,8 +64,8 @@ def edm(model, x, sigmas, extra_args=None, callback=None, disable=None, *,
         x_next = x + d * (sigma_next - sigma_hat)
         # lines 9-11: second-order correction unless stepping to 0
         if float(sigma_next) != 0:
-            d_next = (x_next - model(x_next, batch_sigma(x, sigma_next), **extra_args)) / sigma_next
-            x_next = x + (d + d_next) / 2 * (sigma_next - sigma_hat)
+            denoised_next = model(x_next, batch_sigma(x, sigma_next), **extra_args)
+            x_next = trapezoid(x, x_next, denoised, denoised_next, sigma_hat, sigma_next, guided)
         x = x_next
         report("edm", callback, i, x, sigma, sigma_hat, denoised)
     return x
