@@ -92,9 +92,10 @@ def ancestral_move(x: torch.Tensor, denoised: torch.Tensor, sigma, sigma_next, e
                    noise) -> torch.Tensor:
     """One ancestral step sigma -> sigma_next: Euler down to sigma_down, then fresh noise of sigma_up."""
     sigma_down, sigma_up = ancestral_step(sigma, sigma_next, eta)
-    x = x + (x - denoised) / sigma * (sigma_down - sigma)
+    # x + (x - D) / sigma * (sigma_down - sigma) = D + (sigma_down / sigma) (x - D): one fused pass (lerp)
+    x = torch.lerp(denoised, x, float(sigma_down / sigma))
     if float(sigma_up) > 0:
-        x = x + noise.randn_like(x) * (s_noise * sigma_up)
+        x.add_(noise.randn_like(x), alpha=float(s_noise * sigma_up))  # x is the new tensor from lerp
     return x
 
 

@@ -43,8 +43,9 @@ def langevin(model, x, sigmas, extra_args=None, callback=None, disable=None, *,
         eps = 2 * (snr * sigma) ** 2  # step size alpha_i / 2 = eps, proportional to sigma^2
         for _ in range(int(corrector_steps)):
             denoised = model(x, batch_sigma(x, sigma), **extra_args)
-            score = (denoised - x) / sigma**2
-            x = x + eps * score + noise.randn_like(x) * (s_noise * torch.sqrt(2 * eps))
+            # x + eps * score with score = (D - x) / sigma^2: a step of eps / sigma^2 towards D (one lerp)
+            x = torch.lerp(x, denoised, float(eps / sigma**2))
+            x.add_(noise.randn_like(x), alpha=float(s_noise * torch.sqrt(2 * eps)))
         if i == levels - 1:  # final denoising step: Tweedie's estimate at the last level
             denoised = model(x, batch_sigma(x, sigma), **extra_args)
             x = denoised
@@ -91,14 +92,16 @@ def pc(model, x, sigmas, extra_args=None, callback=None, disable=None, *,
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
         s_batch = batch_sigma(x, sigma)
         for _ in range(int(corrector_steps)):  # corrector: Langevin at fixed sigma
-            score = (model(x, s_batch, **extra_args) - x) / sigma**2
+            denoised = model(x, s_batch, **extra_args)
             z = noise.randn_like(x)
             z_norm = z.flatten(1).norm(dim=1)
-            s_norm = score.flatten(1).norm(dim=1).clamp_min(torch.finfo(x.dtype).tiny)
+            # ||score|| = ||D - x|| / sigma^2
+            s_norm = ((denoised - x).flatten(1).norm(dim=1) / sigma**2).clamp_min(torch.finfo(x.dtype).tiny)
             # Song et al.'s ratio ||z|| / ||s||, capped at cap * sigma (see auto_max_ratio)
             ratio = torch.minimum(z_norm / s_norm, cap * sigma)
             eps = _per_item(2 * (snr * ratio) ** 2, x)
-            x = x + eps * score + torch.sqrt(2 * eps) * z * s_noise
+            x = torch.lerp(x, denoised, eps / sigma**2)  # x + eps * score, score = (D - x) / sigma^2
+            x.addcmul_(torch.sqrt(2 * eps) * s_noise, z)
         # predictor: ancestral step sigma -> sigma_next (the DDPM posterior when eta = 1)
         denoised = model(x, s_batch, **extra_args)
         x = ancestral_move(x, denoised, sigma, sigma_next, eta, s_noise, noise)
