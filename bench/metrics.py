@@ -8,6 +8,11 @@
 * Fine-detail variance ratio: the variance of a sample's residual from its component's mean, orthogonal to
   that component's low-rank directions, per dimension, over the exact isotropic variance (1 = right amount
   of fine detail; < 1 = too smooth).
+* Per-component mean and covariance error: samples are grouped by their most responsible component at
+  sigma = 0; for each component k with at least two samples, the mean error is ||mean_hat_k - mu_k|| and the
+  covariance error the relative Frobenius error ||Cov_hat_k - Sigma_k||_F / ||Sigma_k||_F (Cov_hat_k the
+  unbiased sample covariance); both are averaged with the mixture weights w_k (renormalised over the components
+  that have samples; a component with none shows in the mode-weight TV).
 
 Two exact sample sets of the same size are not at distance 0; ``floor`` measures that distance, so a walk
 is judged against what its sample size can resolve.
@@ -17,7 +22,7 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Sequence, Tuple
 
 import torch
 
@@ -67,6 +72,35 @@ def detail_variance_ratio(mixture: GaussianMixture, x: torch.Tensor, detail_vari
     perp = resid - torch.einsum("nr,ndr->nd", along, q)
     free = mixture.dim - mixture.rank
     return float(perp.square().sum(dim=1).mean()) / free / detail_variance
+
+
+def _relative_cov_error(dev: torch.Tensor, var: torch.Tensor, u: torch.Tensor) -> float:
+    """||C - S||_F / ||S||_F for C = dev^T dev / (m - 1) and S = diag(var) + u u^T, without forming D x D
+    matrices: ||C||^2 = ||dev dev^T||^2 / (m-1)^2, tr(C S) = (sum_i dev_i^T diag(var) dev_i + ||dev u||^2) / (m-1),
+    ||S||^2 = sum var^2 + 2 sum_d var_d |u_d|^2 + ||u^T u||^2."""
+    m1 = dev.shape[0] - 1
+    c_sq = float((dev @ dev.T).square().sum()) / m1**2
+    cs = (float((dev.square() * var).sum()) + float((dev @ u).square().sum())) / m1
+    s_sq = float(var.square().sum() + 2 * (var * u.square().sum(1)).sum() + (u.T @ u).square().sum())
+    return math.sqrt(max(c_sq - 2 * cs + s_sq, 0.0) / s_sq)
+
+
+def component_errors(mixture: GaussianMixture, x: torch.Tensor, components: torch.Tensor) -> Tuple[float, float]:
+    """(weighted mean error, weighted relative covariance error) of the samples grouped by ``components``."""
+    flat = x.reshape(x.shape[0], -1).to(_F)
+    mean_err = cov_err = total = 0.0
+    for k in range(mixture.n_components):
+        group = flat[components == k]
+        if group.shape[0] < 2:
+            continue
+        w = float(mixture.weights[k])
+        centre = group.mean(0)
+        mean_err += w * float((centre - mixture.means[k]).norm())
+        cov_err += w * _relative_cov_error(group - centre, mixture.variances[k], mixture.factors[k])
+        total += w
+    if total == 0.0:
+        return float("nan"), float("nan")
+    return mean_err / total, cov_err / total
 
 
 @dataclass(frozen=True)

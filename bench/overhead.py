@@ -1,20 +1,23 @@
-"""Per-evaluation overhead of every walk against a bare Euler loop.
+"""Per-evaluation overhead of every walk and peer against a bare Euler loop.
 
-The denoiser is trivial (``x * 0.5``) so what is timed is the walk itself: its tensor arithmetic, its
+The denoiser is trivial (``x * 0.5``) so what is timed is the sampler itself: its tensor arithmetic, its
 non-finite check, its noise draws. The reference is the plainest Euler loop on the probability-flow ODE,
-written here, with as many steps as the budget has evaluations. Medians of consecutive runs after warm-up.
+written here, with as many steps as the budget has evaluations. Medians of consecutive runs after warm-up;
+a sampler whose runs are slow gets fewer timed runs (at least ``min_repeats``, then until ``max_seconds``).
 """
 from __future__ import annotations
 
 import logging
+import math
 import statistics
 import time
-from dataclasses import dataclass
-from typing import Callable, List, Optional, Tuple
+from dataclasses import dataclass, replace
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 
-from ..walk_core import WALKS, ItemNoise, make_sigmas, steps_for_nfe
+from ..walk_core import ItemNoise, make_sigmas
+from .samplers import Sampler, pack_samplers
 
 log = logging.getLogger(__name__)
 
@@ -30,17 +33,21 @@ class OverheadConfig:
     sigma_max: float = 80.0
     seed: int = 0
     device: str = "cpu"  # "cuda": the walk state and denoiser on the GPU (noise still drawn on the CPU, per item)
+    min_repeats: int = 2  # a slow sampler: at least this many timed runs ...
+    max_seconds: float = 2.0  # ... and more only while its timed runs took less than this
 
 
 @dataclass(frozen=True)
 class WalkOverhead:
-    walk: str
+    walk: str  # the sampler's name (a pack walk or a peer)
     stochastic: bool
     steps: int
     nfe: int
     ms_per_nfe: float  # median over repeats
     ratio: float  # ms_per_nfe over the bare loop's
     extra_ms_per_nfe: float  # ms_per_nfe minus the bare loop's
+    group: str = "pack"
+    repeats: int = 0  # timed runs
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,7 @@ class OverheadResult:
     bare_blocks_ms: Tuple[float, float]  # median ms / NFE of the block before and the block after the walks
     walks: List[WalkOverhead]
     costs: List[CostItem]
+    threads: int = 1  # torch threads during the measurement
 
 
 def trivial_denoiser(x: torch.Tensor, sigma: torch.Tensor, **extra) -> torch.Tensor:
@@ -86,11 +94,20 @@ def _seconds(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def _block(fn: Callable[[], object], repeats: int, warmup: int) -> List[float]:
-    """Seconds of ``repeats`` consecutive runs of ``fn`` after ``warmup`` untimed ones."""
+def _block(fn: Callable[[], object], repeats: int, warmup: int, min_repeats: Optional[int] = None,
+           max_seconds: float = math.inf) -> List[float]:
+    """Seconds of ``repeats`` consecutive runs of ``fn`` after ``warmup`` untimed ones; with ``min_repeats``,
+    the runs stop early once ``min_repeats`` are done and together took ``max_seconds`` (and one warm-up run
+    that took ``max_seconds`` is enough)."""
     for _ in range(warmup):
-        fn()
-    return [_seconds(fn) for _ in range(repeats)]
+        if _seconds(fn) >= max_seconds and min_repeats is not None:
+            break
+    times: List[float] = []
+    for _ in range(repeats):
+        times.append(_seconds(fn))
+        if min_repeats is not None and len(times) >= min_repeats and sum(times) >= max_seconds:
+            break
+    return times
 
 
 def _median_ms(fn: Callable[[], object], repeats: int) -> float:
@@ -116,15 +133,15 @@ def measure_costs(config: OverheadConfig, draws: int = 20) -> List[CostItem]:
     ]
 
 
-def measure_overhead(config: OverheadConfig, walks: Optional[List[str]] = None) -> OverheadResult:
-    """Every walk at ``config.nfe`` evaluations against the bare loop.
+def measure_overhead(config: OverheadConfig, samplers: Optional[Sequence[Sampler]] = None) -> OverheadResult:
+    """Every sampler (default: every registered walk) at ``config.nfe`` evaluations against the bare loop.
 
     Each piece is timed in its own block of consecutive runs: alternating bare loop and walk made the
     bare loop pay for the walk's allocations (its 1 MB tensors then miss glibc's reused heap). The bare
     loop is timed before and after the walks, and both blocks are reported, so drift in the machine's
     load shows.
     """
-    walks = list(WALKS) if walks is None else walks
+    samplers = list(pack_samplers().values()) if samplers is None else list(samplers)
     x0 = (torch.randn(config.shape, generator=torch.Generator().manual_seed(config.seed)) * config.sigma_max
           ).to(config.device)
     bare_sigmas = make_sigmas(config.schedule, config.nfe, config.sigma_min, config.sigma_max).float().to(config.device)
@@ -133,26 +150,26 @@ def measure_overhead(config: OverheadConfig, walks: Optional[List[str]] = None) 
         return _block(lambda: bare_euler(trivial_denoiser, x0, bare_sigmas), config.repeats, config.warmup)
 
     before = bare_block()
-    rows = [_time_walk(config, walk, x0) for walk in walks]
+    rows = [_time_sampler(config, sampler, x0) for sampler in samplers]
     after = bare_block()
     bare_ms = 1000 * statistics.median(before + after) / config.nfe
-    rows = [WalkOverhead(r.walk, r.stochastic, r.steps, r.nfe, r.ms_per_nfe, r.ms_per_nfe / bare_ms,
-                         r.ms_per_nfe - bare_ms) for r in rows]
+    rows = [replace(r, ratio=r.ms_per_nfe / bare_ms, extra_ms_per_nfe=r.ms_per_nfe - bare_ms) for r in rows]
     for r in rows:
-        log.info("overhead %s: %d levels, %d NFE, %.3f ms/NFE, %.2fx the bare loop (%.3f ms/NFE)", r.walk, r.steps,
-                 r.nfe, r.ms_per_nfe, r.ratio, bare_ms)
+        log.info("overhead %s: %d levels, %d NFE, %.3f ms/NFE, %.2fx the bare loop (%.3f ms/NFE), %d runs", r.walk,
+                 r.steps, r.nfe, r.ms_per_nfe, r.ratio, bare_ms, r.repeats)
     blocks = tuple(1000 * statistics.median(b) / config.nfe for b in (before, after))
-    return OverheadResult(config, bare_ms, blocks, rows, measure_costs(config))
+    return OverheadResult(config, bare_ms, blocks, rows, measure_costs(config), torch.get_num_threads())
 
 
-def _time_walk(config: OverheadConfig, walk: str, x0: torch.Tensor) -> WalkOverhead:
-    spec = WALKS[walk]
-    steps = steps_for_nfe(walk, config.nfe)
-    nfe = spec.nfe(steps)
+def _time_sampler(config: OverheadConfig, sampler: Sampler, x0: torch.Tensor) -> WalkOverhead:
+    steps = sampler.steps_for(config.nfe)
+    nfe = sampler.nfe_of(steps)
     sigmas = make_sigmas(config.schedule, steps, config.sigma_min, config.sigma_max).float().to(config.device)
 
-    def run_walk():
-        spec.fn(trivial_denoiser, x0, sigmas, noise=ItemNoise.from_seed(config.seed, config.shape[0]))
+    def run():
+        sampler.run(trivial_denoiser, x0, sigmas, config.seed)
 
-    ms = 1000 * statistics.median(_block(run_walk, config.repeats, config.warmup)) / nfe
-    return WalkOverhead(walk, spec.stochastic, steps, nfe, ms, float("nan"), float("nan"))
+    times = _block(run, config.repeats, config.warmup, config.min_repeats, config.max_seconds)
+    ms = 1000 * statistics.median(times) / nfe
+    return WalkOverhead(sampler.name, sampler.stochastic, steps, nfe, ms, float("nan"), float("nan"),
+                        sampler.group, len(times))

@@ -1,8 +1,9 @@
 """Figures for the report, drawn with PIL only (no plotting library on the target machines).
 
-* ``scatter_grid``: 2-D samples of the exact target and of every walk, coloured by assigned component.
-* ``convergence_chart``: a metric against NFE (log-log) per walk, with the exact-sample floor as a band.
-* ``image_grid``: a few samples of the image-like target per walk, upscaled.
+* ``scatter_grid``: 2-D samples of the exact target and of every sampler, coloured by assigned component.
+* ``convergence_chart``: a metric against NFE (log-log) for chosen rows (the pack's walks and the best peers),
+  with the exact-sample floor as a band.
+* ``image_grid``: a few samples of the image-like targets for chosen rows, upscaled.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from .accuracy import TargetAccuracy
-from .metrics import assign
+from .scoring import METRICS
 
 Color = Tuple[int, int, int]
 WALK_COLORS: Dict[str, Color] = {
@@ -38,19 +39,19 @@ def walk_color(walk: str, index: int) -> Color:
     return WALK_COLORS.get(walk, COMPONENT_COLORS[index % len(COMPONENT_COLORS)])
 
 
-def scatter_grid(result: TargetAccuracy, columns: int = 4, panel: int = 240, extent: float = 6.5) -> Image.Image:
-    """One panel per sample set ([n, 2]): exact first, then each walk at the plot budget."""
+def scatter_grid(result: TargetAccuracy, columns: int = 6, panel: int = 220, extent: float = 6.5) -> Image.Image:
+    """One panel per sample set ([n, 2]): exact first, then each sampler at the plot budget."""
     mixture = result.target.mixture
     sets = [("exact samples", result.reference)]
     budget = result.config.plot_nfe
     schedule = result.config.schedules[0]
-    for walk, samples in result.plot_samples.items():
-        score = result.score(walk, schedule, budget)
-        sets.append((f"{walk}  NFE {score.nfe}" if score else walk, samples))
+    for row, samples in result.plot_samples.items():
+        score = result.score(row, schedule, budget)
+        sets.append((f"{row}  NFE {score.nfe}" if score else row, samples))
     rows = math.ceil(len(sets) / columns)
     image = Image.new("RGB", (columns * panel, rows * panel), BACKGROUND)
     draw = ImageDraw.Draw(image)
-    font = _font(13)
+    font = _font(12)
     scale = (panel - 20) / (2 * extent)
     for i, (title, samples) in enumerate(sets):
         ox, oy = (i % columns) * panel, (i // columns) * panel
@@ -59,7 +60,7 @@ def scatter_grid(result: TargetAccuracy, columns: int = 4, panel: int = 240, ext
         for mean in mixture.means:
             mx, my = cx + float(mean[0]) * scale, cy - float(mean[1]) * scale
             draw.ellipse([mx - 3, my - 3, mx + 3, my + 3], outline=(160, 160, 160))
-        components = assign(mixture, samples).tolist()
+        components = result.target.exact.assign(samples).tolist()
         outside = 0
         for (x, y), k in zip(samples.reshape(-1, 2).tolist(), components):
             px, py = cx + x * scale, cy - y * scale
@@ -83,23 +84,26 @@ def _log_ticks(lo: float, hi: float) -> List[float]:
     return ticks
 
 
-def convergence_chart(result: TargetAccuracy, metric: str, schedule: Optional[str] = None,
-                      size: Tuple[int, int] = (460, 320)) -> Image.Image:
-    """``metric`` ('sw2' or 'tv') against NFE on log-log axes, one line per walk, floor mean +- sd as a band."""
+def convergence_chart(result: TargetAccuracy, metric: str, rows: Optional[Sequence[str]] = None,
+                      schedule: Optional[str] = None, size: Tuple[int, int] = (520, 340)) -> Image.Image:
+    """``metric`` (a key of ``result.floors``) against NFE on log-log axes, one line per row (default: every
+    row; runs that diverged or went off the target are left out), floor mean +- sd as a band."""
     schedule = schedule or result.config.schedules[0]
-    floor = result.sw2_floor if metric == "sw2" else result.tv_floor
+    floor = result.floors[metric]
+    keep = set(result.rows() if rows is None else rows)
     lines: Dict[str, List[Tuple[int, float]]] = {}
     for s in result.scores:
-        value = getattr(s, metric)
-        if s.schedule == schedule and s.error is None and math.isfinite(value) and value > 0:
-            lines.setdefault(s.walk, []).append((s.nfe, value))
+        value = s.get(metric)
+        if s.ok and s.schedule == schedule and s.row in keep and math.isfinite(value) and value > 0:
+            lines.setdefault(s.row, []).append((s.nfe, value))
     values = [v for pts in lines.values() for _, v in pts] + [max(floor.mean - floor.sd, floor.mean / 3)]
+    values = [v for v in values if math.isfinite(v) and v > 0] or [0.1, 1.0]  # log axis: positive values only
     nfes = [n for pts in lines.values() for n, _ in pts] or [1, 10]
     y_lo, y_hi = min(values) / 1.3, max(values) * 1.3
     x_lo, x_hi = min(nfes) / 1.15, max(nfes) * 1.15
-    width, height = size
-    left, right, top, bottom = 52, 120, 26, 34
-    image = Image.new("RGB", size, BACKGROUND)
+    width, height = size[0], max(size[1], 40 + 16 * len(lines))  # room for the legend
+    left, right, top, bottom = 52, 180, 26, 34
+    image = Image.new("RGB", (width, height), BACKGROUND)
     draw = ImageDraw.Draw(image)
     font = _font(11)
 
@@ -108,10 +112,12 @@ def convergence_chart(result: TargetAccuracy, metric: str, schedule: Optional[st
         fy = (math.log(max(value, y_lo)) - math.log(y_lo)) / (math.log(y_hi) - math.log(y_lo))
         return left + fx * (width - left - right), height - bottom - fy * (height - top - bottom)
 
-    band_lo, band_hi = max(floor.mean - floor.sd, y_lo), min(floor.mean + floor.sd, y_hi)
-    _, py_hi = to_px(x_lo, band_hi)
-    _, py_lo = to_px(x_lo, band_lo)
-    draw.rectangle([left, py_hi, width - right, py_lo], fill=(235, 235, 235))
+    if math.isfinite(floor.mean) and math.isfinite(floor.sd):
+        band_lo, band_hi = max(floor.mean - floor.sd, y_lo), min(floor.mean + floor.sd, y_hi)
+        if band_hi > band_lo:
+            _, py_hi = to_px(x_lo, band_hi)
+            _, py_lo = to_px(x_lo, band_lo)
+            draw.rectangle([left, py_hi, width - right, py_lo], fill=(235, 235, 235))
     for tick in _log_ticks(y_lo, y_hi):
         _, py = to_px(x_lo, tick)
         draw.line([left, py, width - right, py], fill=GRID)
@@ -121,8 +127,8 @@ def convergence_chart(result: TargetAccuracy, metric: str, schedule: Optional[st
         draw.line([px, top, px, height - bottom], fill=GRID)
         draw.text((px - 8, height - bottom + 4), f"{tick:g}", fill=INK, font=font)
     draw.rectangle([left, top, width - right, height - bottom], outline=INK)
-    label = {"sw2": "sliced W2", "tv": "mode-weight TV"}[metric]
-    draw.text((left, 6), f"{result.target.key}: {label} vs NFE ({schedule}); grey = exact floor ± sd",
+    label = METRICS[metric].label
+    draw.text((left, 6), f"{result.target.key}: {label} vs NFE ({schedule}); grey = floor ± sd",
               fill=INK, font=font)
     draw.text((width - right - 30, height - 16), "NFE", fill=INK, font=font)
     for i, (walk, points) in enumerate(lines.items()):
@@ -154,13 +160,16 @@ def _to_rgb(picture: torch.Tensor, zoom: int) -> Image.Image:
     return image.resize((image.width * zoom, image.height * zoom), Image.NEAREST)
 
 
-def image_grid(result: TargetAccuracy, count: int = 8, zoom: int = 4, label_width: int = 150) -> Image.Image:
-    """Rows: exact samples, then each walk at the plot budget (items 0..count-1, the same noise for all)."""
+def image_grid(result: TargetAccuracy, rows_shown: Optional[Sequence[str]] = None, count: int = 8, zoom: int = 4,
+               label_width: int = 230) -> Image.Image:
+    """Rows: exact samples, then each chosen row at the plot budget (items 0..count-1, the same noise for all)."""
     schedule, budget = result.config.schedules[0], result.config.plot_nfe
     rows = [("exact", result.reference)]
-    for walk, samples in result.plot_samples.items():
-        score = result.score(walk, schedule, budget)
-        rows.append((f"{walk} NFE {score.nfe}" if score else walk, samples))
+    for row, samples in result.plot_samples.items():
+        if rows_shown is not None and row not in rows_shown:
+            continue
+        score = result.score(row, schedule, budget)
+        rows.append((f"{row} NFE {score.nfe}" if score else row, samples))
     count = min(count, result.reference.shape[0])
     h, w = result.target.shape[1] * zoom, result.target.shape[2] * zoom
     image = Image.new("RGB", (label_width + count * (w + 2), len(rows) * (h + 2)), BACKGROUND)

@@ -1,17 +1,23 @@
-"""docs/BENCHMARKS.md: the machine, the command, the overhead and accuracy tables and the figures."""
+"""docs/BENCHMARKS.md: the machine, the command, the goals, what ran where, the overhead and accuracy tables and
+the figures."""
 from __future__ import annotations
 
 import datetime
-import math
 import os
 import platform
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 import torch
 
-from .accuracy import TargetAccuracy, WalkScore
+from .accuracy import AccuracyConfig
+from .goals import GoalResult, goals_table
+from .markdown import fmt, table
 from .overhead import OverheadResult
+from .ranking import best_run
+from .report_accuracy import accuracy_section
+from .result import BenchResult
+from .scoring import METRICS
 
 
 @dataclass(frozen=True)
@@ -46,18 +52,6 @@ def machine_info() -> Dict[str, str]:
     }
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> List[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return lines
-
-
-def _fmt(value: Optional[float], digits: int = 3) -> str:
-    if value is None or not math.isfinite(value):
-        return "–"
-    return f"{value:.{digits}g}"
-
-
 def overhead_section(result: OverheadResult) -> List[str]:
     c = result.config
     shape = "×".join(str(d) for d in c.shape)
@@ -65,20 +59,23 @@ def overhead_section(result: OverheadResult) -> List[str]:
     lines = [
         "## Per-evaluation overhead",
         "",
-        f"Trivial denoiser `D(x, σ) = 0.5·x` on a float32 batch of {shape}; every walk gets a budget of {c.nfe} "
-        f"evaluations on the {c.schedule} schedule ({c.sigma_min:g}..{c.sigma_max:g}). The reference is a bare "
-        f"Euler loop of {c.nfe} steps written in the benchmark (`bench/overhead.py: bare_euler`): "
-        f"**{_fmt(result.bare_ms_per_nfe)} ms per evaluation** (median; {_fmt(before)} in the block before the "
-        f"walks, {_fmt(after)} after). Each walk and the bare loop run as blocks of {c.repeats} consecutive "
-        f"timed runs after {c.warmup} warm-up run(s), {torch.get_num_threads()} torch thread(s); medians.",
+        f"Trivial denoiser `D(x, σ) = 0.5·x` on a float32 batch of {shape}; every walk and peer gets a budget of "
+        f"{c.nfe} evaluations on the {c.schedule} schedule ({c.sigma_min:g}..{c.sigma_max:g}). The reference is a "
+        f"bare Euler loop of {c.nfe} steps written in the benchmark (`bench/overhead.py: bare_euler`): "
+        f"**{fmt(result.bare_ms_per_nfe)} ms per evaluation** (median; {fmt(before)} in the block before the "
+        f"samplers, {fmt(after)} after). Each sampler runs as a block of up to {c.repeats} consecutive timed runs "
+        f"after {c.warmup} warm-up run(s)"
+        + (f" (fewer, but at least {c.min_repeats}, once its runs took {c.max_seconds:g} s)"
+           if c.repeats > c.min_repeats else "")
+        + f", {result.threads} torch thread(s); medians.",
         "",
     ]
-    rows = [[f"`{w.walk}`", "yes" if w.stochastic else "no", str(w.steps), str(w.nfe), _fmt(w.ms_per_nfe),
-             f"{w.ratio:.2f}×", _fmt(w.extra_ms_per_nfe)] for w in result.walks]
-    lines += _table(["walk", "stochastic", "levels", "NFE", "ms / NFE", "ratio to bare Euler",
-                     "extra ms / NFE"], rows)
+    rows = [[f"`{w.walk}`", w.group, "yes" if w.stochastic else "no", str(w.steps), str(w.nfe), fmt(w.ms_per_nfe),
+             f"{w.ratio:.2f}×", fmt(w.extra_ms_per_nfe), str(w.repeats)] for w in result.walks]
+    lines += table(["sampler", "group", "stochastic", "levels", "NFE", "ms / NFE", "ratio to bare Euler",
+                    "extra ms / NFE", "runs"], rows)
     lines += ["", "What the pieces of one step cost on this batch (median of 20):", ""]
-    lines += _table(["operation", "ms"], [[item.what, _fmt(item.ms)] for item in result.costs])
+    lines += table(["operation", "ms"], [[item.what, fmt(item.ms)] for item in result.costs])
     cost = {item.key: item.ms for item in result.costs}
     lines += ["", *_cost_remarks(cost), ""]
     return lines
@@ -97,101 +94,123 @@ def _cost_remarks(cost: Dict[str, float]) -> List[str]:
         noise = (f" One draw here costs about {cost['item_noise'] / unit:.0f} elementwise operations, "
                  f"{cost['item_noise'] / cost['batch_noise']:.1f}× a single batch-wide `torch.randn`.")
     return [
-        "Every walk checks its state for NaN/inf after each step with one min/max reduction, "
+        "Every walk of the pack checks its state for NaN/inf after each step with one min/max reduction, "
         "`isfinite(aminmax(x))`" + check
         + ", which the bare loop does not. **Stochastic walks also pay for per-item CPU noise generation**: "
         "every fresh-noise draw runs one CPU generator per batch item (so image *i* of a batch equals a single "
         "run with seed+i), and on a GPU the draw is then copied to the device." + noise
-        + " `euler_ancestral` draws once per step, `edm` once per churned step (σ in [S_tmin, S_tmax]), "
-        "`langevin` once per evaluation but the last, `pc` once per corrector step and once per predictor step.",
+        + " Peers draw their noise from one generator for the whole batch (k-diffusion: torch's global one; "
+        "ComfyUI: one seeded from the seed), or from torchsde's Brownian tree (the `dpmpp_*sde` samplers).",
     ]
 
 
-def _cell(score: Optional[WalkScore], metric: str) -> str:
-    if score is None:
-        return "–"
-    if score.error:
-        return f"diverged ({score.nfe})"
-    return f"{_fmt(getattr(score, metric))} ({score.nfe})"
+def _plan_line(config: AccuracyConfig) -> str:
+    def budgets(nfes, schedules):
+        return f"NFE {'/'.join(map(str, nfes))} on {' and '.join(schedules)}"
+
+    peer_nfes = config.peer_nfes or config.nfes
+    peer_schedules = config.peer_schedules or config.schedules
+    peers = budgets(peer_nfes, peer_schedules[:1])
+    if len(peer_schedules) > 1:
+        peers += ", " + budgets(config.peer_other_nfes or peer_nfes, peer_schedules[1:])
+    slow = budgets(config.slow_nfes or peer_nfes, config.slow_schedules or peer_schedules)
+    spread = (f"; seed-to-seed spread of `{config.spread_sampler}` at NFE {config.spread_nfe} over "
+              f"{config.spread_seeds} seeds" if config.spread_seeds > 1 else "")
+    return (f"{config.samples} samples, floors over {config.floor_repeats} exact sets; the pack's walks "
+            f"{budgets(config.nfes, config.schedules)}; peers {peers}; Brownian-tree peers {slow}{spread}")
 
 
-def accuracy_section(result: TargetAccuracy, figures: Dict[str, str]) -> List[str]:
-    c, t = result.config, result.target
-    walks = list(dict.fromkeys(s.walk for s in result.scores))
-    lines = [
-        f"### {t.key}: {t.title}",
-        "",
-        f"{c.samples} samples per run, σ {t.sigma_min:g}..{t.sigma_max:g}, the same initial noise for every walk "
-        f"(item i seeded {c.seed}+i), exact denoiser. Sliced W2 uses {c.directions} random directions against "
-        f"one exact sample set of the same size. Cells: value (NFE actually used).",
-        "",
-        f"Floors (independent exact sample sets of the same size, mean ± sd over {c.floor_repeats}): "
-        f"sliced W2 **{result.sw2_floor}**, mode-weight TV **{result.tv_floor}**"
-        + (f", fine-detail variance ratio **{result.detail_floor}**" if result.detail_floor else "") + ".",
-        "",
-    ]
-    metrics = [("sw2", "sliced W2"), ("tv", "mode-weight TV")]
-    if result.detail_floor is not None:
-        metrics.append(("detail", "fine-detail variance ratio (1 = exact; < 1 too smooth, > 1 leftover noise)"))
-    for schedule in c.schedules:
-        for metric, label in metrics:
-            lines += [f"**{label}**, {schedule} schedule:", ""]
-            rows = [[f"`{w}`"] + [_cell(result.score(w, schedule, b), metric) for b in c.nfes] for w in walks]
-            lines += _table(["walk"] + [f"budget {b}" for b in c.nfes], rows) + [""]
-    lines += _verdict(result)
-    for caption, path in figures.items():
-        lines += [f"![{caption}]({path})", "", f"*{caption}*", ""]
+def samplers_section(result: BenchResult) -> List[str]:
+    lines = ["## Samplers and what ran where", ""]
+    pack = [a for a in result.accuracy[0].samplers.values() if a.is_pack] if result.accuracy else []
+    lines.append("- The pack's walks (`walk_core.WALKS`): " + ", ".join(f"`{s.name}`" for s in pack) + ".")
+    for group, where in result.peers.sources.items():
+        names = [s for s in result.peers.samplers.values() if s.group == group]
+        lines.append(f"- {group} peers ({len(names)}), from {where}: " + ", ".join(f"`{s.name}`" for s in names) + ".")
+    for group, why in result.peers.unavailable.items():
+        lines.append(f"- {group} peers: not run — {why}.")
+    by_reason: Dict[str, List[str]] = {}
+    for name, why in result.peers.skipped.items():
+        by_reason.setdefault(why, []).append(f"`{name}`")
+    for why, names in by_reason.items():
+        lines.append(f"- Not run, {why}: {', '.join(names)}.")
+    lines += ["", "Peers get the same initial noise as the walks; their own noise is seeded from the run's seed "
+              "(torch's global generator, restored afterwards; ComfyUI's samplers also get `extra_args['seed']`). "
+              "ComfyUI's samplers get a plain denoiser wrapped with a stand-in for the EDM/eps `model_sampling` "
+              "object they query (`bench/peer_comfy.py`). Each sampler's levels per budget come from counting its "
+              "denoiser calls (multi-stage samplers get fewer levels); the tables show the NFE actually used.", ""]
+    for acc in result.accuracy:
+        lines.append(f"- `{acc.target.key}`: {_plan_line(acc.config)}.")
+    lines.append("")
     return lines
 
 
-def _verdict(result: TargetAccuracy) -> List[str]:
-    """Computed remarks: which walks reach the floor (within 3 sd) at the largest budget, and which do not."""
-    c = result.config
-    largest = max(c.nfes)
-    lines = []
-    for schedule in c.schedules:
-        near, far = [], []
-        for s in result.scores:
-            if s.schedule != schedule or s.budget != largest:
+GLANCE = {"ring": ("sw2",), "image": ("cov_err", "detail"), "classes": ("diversity",)}
+
+
+def glance_section(result: BenchResult) -> List[str]:
+    """Per target, headline metric and budget: the floor, the best walk and the best peer (any schedule)."""
+    rows = []
+    for acc in result.accuracy:
+        for key in GLANCE.get(acc.target.key, ()):
+            floor = acc.floors.get(key)
+            if floor is None:
                 continue
-            ok = (s.error is None and s.sw2 <= result.sw2_floor.mean + 3 * result.sw2_floor.sd
-                  and s.tv <= result.tv_floor.mean + 3 * result.tv_floor.sd)
-            (near if ok else far).append(f"`{s.walk}`")
-        lines.append(f"- {schedule}, budget {largest}: at the floor (SW2 and TV within 3 sd of it): "
-                     f"{', '.join(near) or 'none'}; above it: {', '.join(far) or 'none'}.")
-    return lines + [""]
+            for budget in acc.budgets:
+                cells = []
+                for pack in (True, False):
+                    s = best_run(acc, key, budget, pack)
+                    ratio = f", {s.get(key) / floor.mean:.2f}× floor" if s and floor.mean > 0 else ""
+                    cells.append("–" if s is None else
+                                 f"`{s.row}` ({s.schedule}, NFE {s.nfe}): {fmt(s.get(key))}{ratio}")
+                rows.append([acc.target.key, METRICS[key].label, str(budget), str(floor)] + cells)
+    if not rows:
+        return []
+    return (["## At a glance", "", "Per target and budget, the floor of a headline metric and the run closest to "
+             "exact on it among the pack's walks and among the peers (any schedule; runs that diverged or went off "
+             "the target excluded). The tables below have every metric of every run.", ""]
+            + table(["target", "metric", "budget", "floor", "best walk", "best peer"], rows) + [""])
 
 
-def render(info: RunInfo, overhead: Optional[OverheadResult], accuracy: Sequence[TargetAccuracy],
+def render(result: BenchResult, command: str, goals: Sequence[GoalResult],
            figures_by_target: Dict[str, Dict[str, str]]) -> str:
+    seconds = result.seconds
+    parts = ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items() if k != "total")
     lines = [
         "# Benchmarks",
         "",
         "Generated by one command; do not edit by hand — rerun it:",
         "",
         "```",
-        info.command,
+        command,
         "```",
         "",
-        f"Preset `{info.preset}`, {info.seconds:.0f} s wall time.",
+        f"Preset `{result.preset}`, {seconds.get('total', 0):.0f} s wall time ({parts}).",
         "",
     ]
-    lines += _table(["machine", ""], [[k, v] for k, v in info.machine.items()]) + [""]
-    if overhead is not None:
-        lines += overhead_section(overhead)
-    if accuracy:
+    lines += table(["machine", ""], [[k, v] for k, v in result.machine.items()]) + [""]
+    lines += ["## Goals (issue 6, part 3)", "",
+              "Each goal for the pack's best walk (best of every walk × schedule × guidance chain measured here), "
+              "next to the best peer on the same goal. Floors and sds are those of the tables below.", ""]
+    lines += goals_table(goals) + [""]
+    lines += glance_section(result)
+    lines += samplers_section(result)
+    if result.overhead is not None:
+        lines += overhead_section(result.overhead)
+    if result.accuracy:
         lines += [
             "## Accuracy on exact mixtures",
             "",
-            "Each walk samples an analytic Gaussian mixture whose denoiser is exact, so every error is the "
-            "walk's own (discretisation, too little mixing, leftover noise). Metrics: sliced Wasserstein-2 "
-            "against exact samples; total variation between the mixture weights and the fraction of samples "
-            "whose most responsible component (at σ = 0) is each component; for the image-like target also "
-            "the variance of the fine detail (the residual from the component mean orthogonal to its "
-            "low-rank directions) relative to the exact value. Each metric is shown next to its floor: the "
-            "same metric between independent exact sample sets of the same size.",
+            "Each sampler samples an analytic Gaussian mixture whose denoiser is exact, so every error is the "
+            "sampler's own (discretisation, too little mixing, leftover noise). Samples go to their most responsible "
+            "component at σ = 0. Metrics (definitions in `bench/metrics.py`, `bench/guidance_metrics.py`): sliced "
+            "Wasserstein-2 against exact samples; mode-weight TV (fraction of samples per component against the "
+            "weights); component mean error (weight-averaged ‖mean − μ_k‖) and covariance error (weight-averaged "
+            "‖Cov − Σ_k‖_F / ‖Σ_k‖_F); fine-detail variance ratio (variance orthogonal to each component's "
+            "low-rank directions over the exact one; < 1 too smooth, > 1 leftover noise); for guidance: class "
+            "precision, diversity kept (spread over the exact conditional's) and in-class mode TV.",
             "",
         ]
-        for result in accuracy:
-            lines += accuracy_section(result, figures_by_target.get(result.target.key, {}))
+        for acc in result.accuracy:
+            lines += accuracy_section(acc, figures_by_target.get(acc.target.key, {}))
     return "\n".join(lines).rstrip() + "\n"

@@ -8,17 +8,24 @@ denoiser are known in closed form (``walk_core.targets.mixture.GaussianMixture``
   smooth variation (rank 6) plus a small isotropic fine-detail part -- the structure of natural images
   (a few large-scale directions, much fine texture of small variance) in a size the exact denoiser can
   afford for thousands of samples.
+* ``classes``: the ``image`` mixture with a class label per component (component k in class k mod 3), sampled
+  with classifier-free guidance towards class 0: the conditional branch is the exact class-0 mixture, the
+  unconditional one the whole mixture (``walk_core.targets.exact_target``), so precision, diversity and
+  in-class mode weights are measured against the exact conditional.
 """
 from __future__ import annotations
 
+import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 
-from ..walk_core import GaussianMixture
+from ..walk_core import GaussianMixture, WalkTarget
+from ..walk_core.targets import exact_target
+from .fast_exact import LowRankExact
 
 SIGMA_MIN, SIGMA_MAX = 0.002, 80.0  # EDM's range
 
@@ -37,10 +44,38 @@ class BenchTarget:
     sigma_min: float = SIGMA_MIN
     sigma_max: float = SIGMA_MAX
     detail_variance: Optional[float] = None
+    label: Optional[int] = None  # guided towards this class (the mixture has labels); None = unconditional
 
     @property
     def shape(self) -> Tuple[int, ...]:
         return self.mixture.shape
+
+    @property
+    def guided(self) -> bool:
+        return self.label is not None
+
+    @functools.cached_property
+    def sampled(self) -> GaussianMixture:
+        """The exact distribution the samples are compared to: the class-conditional one when guided."""
+        return self.mixture if self.label is None else self.mixture.condition(self.label)
+
+    @functools.cached_property
+    def exact(self) -> LowRankExact:
+        """Fast exact denoiser / responsibilities of the (unconditional) mixture."""
+        return LowRankExact(self.mixture)
+
+    @functools.cached_property
+    def exact_sampled(self) -> LowRankExact:
+        return self.exact if self.label is None else LowRankExact(self.sampled)
+
+    @functools.cached_property
+    def walk_target(self) -> WalkTarget:
+        """The WALK_TARGET of the pack (``exact_target``) with the fast exact denoisers: the conditional one, and
+        the unconditional branch when guided."""
+        target = exact_target(self.mixture, self.label, space="pixels" if len(self.shape) == 3 else "vector",
+                              sigma_min=self.sigma_min, sigma_max=self.sigma_max, name=f"bench {self.key}")
+        return replace(target, denoiser=self.exact_sampled.denoise,
+                       unconditional=None if self.label is None else self.exact.denoise)
 
 
 def ring_target(modes: int = 8, radius: float = 4.0, variance: float = 0.05, stretch: float = 0.6) -> BenchTarget:
@@ -63,18 +98,37 @@ def _smooth_fields(count: int, channels: int, size: int, coarse: int, generator:
     return fields / fields.square().mean(dim=(1, 2, 3), keepdim=True).sqrt()
 
 
-def image_target(components: int = 12, size: int = 16, rank: int = 6, detail: float = 0.05,
-                 variation: float = 0.15, seed: int = 0) -> BenchTarget:
-    """``components`` pictures [3, size, size] in roughly [-1, 1]: smooth random means (RMS 0.5), weights
-    1..K, covariance U U^T + detail^2 I where U holds ``rank`` smooth directions whose total per-pixel
-    variance is variation^2."""
+def _image_mixture(components: int, size: int, rank: int, detail: float, variation: float, seed: int,
+                   labels=None) -> GaussianMixture:
     g = torch.Generator().manual_seed(seed)
     means = torch.tanh(0.6 * _smooth_fields(components, 3, size, 4, g))  # [K, 3, S, S]
     directions = _smooth_fields(components * rank, 3, size, 3, g)  # [K*r, 3, S, S]
     directions = directions.reshape(components, rank, 3, size, size).permute(0, 2, 3, 4, 1)  # [K, 3, S, S, r]
     factors = directions * (variation / math.sqrt(rank))
     weights = torch.arange(1, components + 1, dtype=torch.float64)
-    mixture = GaussianMixture(weights, means, detail**2, factors)
+    return GaussianMixture(weights, means, detail**2, factors, labels=labels)
+
+
+def image_target(components: int = 12, size: int = 16, rank: int = 6, detail: float = 0.05,
+                 variation: float = 0.15, seed: int = 0) -> BenchTarget:
+    """``components`` pictures [3, size, size] in roughly [-1, 1]: smooth random means (RMS 0.5), weights
+    1..K, covariance U U^T + detail^2 I where U holds ``rank`` smooth directions whose total per-pixel
+    variance is variation^2."""
+    mixture = _image_mixture(components, size, rank, detail, variation, seed)
     title = (f"3x{size}x{size} image-like: {components} smooth random means, weights 1..{components}, "
              f"rank-{rank} smooth variation (std {variation:g}/pixel) + isotropic detail (std {detail:g})")
     return BenchTarget("image", title, mixture, detail_variance=detail**2)
+
+
+def class_target(components: int = 12, size: int = 16, rank: int = 6, classes: int = 3, label: int = 0,
+                 detail: float = 0.05, variation: float = 0.15, seed: int = 0) -> BenchTarget:
+    """The ``image`` mixture with component k in class k mod ``classes``, guided towards class ``label``."""
+    if not 0 <= label < classes <= components:
+        raise ValueError(f"class_target: label={label}, classes={classes} are not allowed; expected "
+                         f"0 <= label < classes <= components ({components})")
+    labels = [k % classes for k in range(components)]
+    mixture = _image_mixture(components, size, rank, detail, variation, seed, labels=labels)
+    members = [k + 1 for k in range(components) if labels[k] == label]
+    title = (f"the image-like mixture with {classes} classes (component k in class k mod {classes}), guided "
+             f"towards class {label} (components of weight {', '.join(map(str, members))})")
+    return BenchTarget("classes", title, mixture, detail_variance=detail**2, label=label)

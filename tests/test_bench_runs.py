@@ -1,0 +1,95 @@
+"""Benchmark runs: failures of one sampler are recorded, never raised; goals are evaluated from the results; the
+goal-evaluation API runs on small sizes."""
+from __future__ import annotations
+
+import torch
+
+from rwalk.bench.accuracy import AccuracyConfig, measure_accuracy
+from rwalk.bench.config import BenchConfig, ImageTargetSize
+from rwalk.bench.develop import evaluate
+from rwalk.bench.goals import evaluate_goals
+from rwalk.bench.overhead import OverheadConfig
+from rwalk.bench.result import BenchResult
+from rwalk.bench.samplers import Sampler, pack_sampler
+from rwalk.bench.targets import ring_target
+from rwalk.walk_core import WalkDivergedError
+
+SMALL = AccuracyConfig(nfes=(10, 20), schedules=("karras",), samples=300, directions=32, floor_repeats=6,
+                       spread_seeds=0)
+
+
+def fake(name: str, body, group: str = "test") -> Sampler:
+    """A sampler that calls the model once per level and then returns ``body(x, seed)``."""
+
+    def run(model, x, sigmas, seed):
+        for sigma in sigmas[:-1]:
+            model(x, sigma.expand(x.shape[0]).to(x.dtype))
+        return body(x, seed)
+
+    return Sampler(name, group, False, run, lambda steps: steps)
+
+
+def _raise(error):
+    def body(x, seed):
+        raise error
+
+    return body
+
+
+def exact_sampler(target, name="exact", group="pack") -> Sampler:
+    """Returns exact samples (seeded by the run's seed): a perfect walk."""
+    return fake(name, lambda x, seed: target.mixture.sample(x.shape[0], torch.Generator().manual_seed(seed % 2**62))
+                .to(x.dtype), group)
+
+
+def test_failures_are_recorded_and_the_run_goes_on():
+    target = ring_target()
+    samplers = [
+        fake("nan", lambda x, seed: x * float("nan")),
+        fake("huge", lambda x, seed: x * 1e6),
+        fake("raises", _raise(RuntimeError("boom"))),
+        fake("walk-diverged", _raise(WalkDivergedError("fake", 3, 0.5))),
+        pack_sampler("euler"),
+    ]
+    result = measure_accuracy(target, SMALL, samplers)
+    status = {(s.sampler, s.budget): s.status for s in result.scores}
+    for budget in (10, 20):
+        assert status[("nan", budget)] == "diverged"
+        assert status[("huge", budget)] == "diverged"
+        assert status[("raises", budget)] == "error"
+        assert status[("walk-diverged", budget)] == "diverged"
+        assert status[("euler", budget)] == "ok"
+    euler = result.score("euler", "karras", 20)
+    assert euler.nfe == 20 and set(euler.values) == {"sw2", "tv", "mean_err", "cov_err"}
+
+
+def test_goals_of_a_perfect_and_a_noisy_walk():
+    target = ring_target()
+    noisy = fake("noisy", lambda x, seed: (target.mixture.sample(x.shape[0], torch.Generator().manual_seed(1))
+                                           + 0.8 * torch.randn(x.shape[0], 2, dtype=torch.float64)).to(x.dtype),
+                 group="pack")
+    peer = exact_sampler(target, "peer:exact", group="k-diffusion")
+    result = BenchResult("test", None, [measure_accuracy(target, SMALL, [exact_sampler(target), noisy, peer])])
+    goals = {g.key: g for g in evaluate_goals(result)}
+    assert goals["ring-10"].met
+    # a perfect sampler is within 2 sd on all four metrics only most of the time: check it is near every floor
+    assert goals["ring-20"].best.startswith("exact") and all(c.excess < 1.5 for c in goals["ring-20"].criteria)
+    assert goals["ring-10"].best.startswith("exact") and goals["ring-10"].peer.startswith("peer:exact")
+    assert not goals["image-10"].met and goals["image-10"].criteria[0].value == "target not run"
+    assert not goals["overhead"].met
+
+    only_noisy = BenchResult("test", None, [measure_accuracy(target, SMALL, [noisy])])
+    ring20 = {g.key: g for g in evaluate_goals(only_noisy)}["ring-20"]
+    assert not ring20.met and any(not c.met for c in ring20.criteria)
+
+
+def test_goal_evaluation_api_on_tiny_sizes():
+    tiny = AccuracyConfig(nfes=(10, 20), schedules=("karras",), samples=48, directions=8, floor_repeats=2,
+                          spread_seeds=0)
+    config = BenchConfig("tiny", overhead=OverheadConfig(shape=(1, 1, 8, 8), nfe=4, repeats=1, warmup=0),
+                         ring=tiny, image=tiny, classes=tiny, image_target=ImageTargetSize(3, 4, 2), peers=())
+    report = evaluate(["euler", pack_sampler("euler_ancestral", eta=0.5)], config=config)
+    assert set(report.met) == {"ring-10", "ring-20", "image-10", "cfg-stable", "cfg-quality", "overhead"}
+    text = report.markdown()
+    assert "## Goals" in text and "euler_ancestral(eta=0.5)" in text
+    assert report.score("ring", "euler", 10).nfe == 10
