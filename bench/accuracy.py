@@ -54,6 +54,10 @@ class AccuracyConfig:
     chains: Tuple[str, ...] = ("cfg",)  # guided targets: every sampler runs with chains[0]
     pack_chains: Tuple[str, ...] = ("cfg",)  # ... and the pack's walks with each of these
     scale: float = 4.0  # guidance scale
+    # unguided targets: every sampler also runs from repeat_seeds - 1 further initial noises at these budgets,
+    # so a goal can judge a walk by its mean over seeds rather than by one noise set's luck (goals.py)
+    repeat_seeds: int = 1
+    repeat_nfes: Tuple[int, ...] = ()
 
     def plan(self, sampler: Sampler, guided: bool) -> List[Tuple[str, str, int]]:
         """(chain, schedule, budget) runs of ``sampler``; chain is '' on unguided targets."""
@@ -126,6 +130,8 @@ class TargetAccuracy:
     scores: List[Score] = field(default_factory=list)
     plot_samples: Dict[str, torch.Tensor] = field(default_factory=dict)  # row -> [n, *shape] at plot_nfe
     spread: Optional[Spread] = None
+    # (row, schedule, budget) -> the scores of the runs from further initial noises (AccuracyConfig.repeat_seeds)
+    repeats: Dict[Tuple[str, str, int], List[Score]] = field(default_factory=dict)
 
     def score(self, row: str, schedule: str, budget: int) -> Optional[Score]:
         for s in self.scores:
@@ -209,7 +215,31 @@ def measure_accuracy(target: BenchTarget, config: AccuracyConfig, samplers: Sequ
             log.info("%s %s %s nfe %d (%d levels) %s [%.1fs]%s", target.key, schedule, score.row, score.nfe,
                      score.steps, values, score.seconds, "" if score.ok else f" {score.status} {score.message}")
     result.spread = _spread(scorer, config, {s.name: s for s in samplers})
+    if not target.guided:
+        result.repeats = _repeats(scorer, config, samplers)
     return result
+
+
+def repeat_seed(config: AccuracyConfig, j: int) -> int:
+    """The initial-noise seed of repeat j (1, 2, ...): items disjoint from the main, spread and other runs'."""
+    return config.seed + (config.spread_seeds + j) * config.samples
+
+
+def _repeats(scorer: Scorer, config: AccuracyConfig, samplers: Sequence[Sampler]) -> Dict[Tuple[str, str, int], List[Score]]:
+    repeats: Dict[Tuple[str, str, int], List[Score]] = {}
+    target = scorer.target
+    for j in range(1, config.repeat_seeds):
+        seed = repeat_seed(config, j)
+        x = initial_noise(config.samples, target.shape, seed, target.sigma_max)
+        for sampler in samplers:
+            for _, schedule, budget in config.plan(sampler, False):
+                if budget in config.repeat_nfes:
+                    score, _ = _run_scored(scorer, sampler, "", schedule, budget, x, seed, config.scale)
+                    repeats.setdefault((score.row, schedule, budget), []).append(score)
+    if repeats:
+        log.info("%s: %d further initial noises for every sampler at budgets %s", target.key,
+                 config.repeat_seeds - 1, list(config.repeat_nfes))
+    return repeats
 
 
 def _spread(scorer: Scorer, config: AccuracyConfig, samplers: Dict[str, Sampler]) -> Optional[Spread]:

@@ -45,7 +45,8 @@ def default_config() -> BenchConfig:
     return BenchConfig(
         name="default",
         overhead=OverheadConfig(nfe=20, repeats=11, min_repeats=2, max_seconds=2.0),
-        ring=AccuracyConfig(nfes=NFES, schedules=BOTH, samples=2000, floor_repeats=20, spread_seeds=8),
+        ring=AccuracyConfig(nfes=NFES, schedules=BOTH, samples=2000, floor_repeats=20, spread_seeds=8,
+                            repeat_seeds=4, repeat_nfes=(10, 20)),
         image=AccuracyConfig(nfes=NFES, schedules=BOTH, samples=1000, floor_repeats=20, spread_seeds=8,
                              peer_other_nfes=(10, 20), slow_nfes=(10, 20), slow_schedules=("karras",)),
         classes=AccuracyConfig(nfes=(10, 20, 50), schedules=("karras",), samples=1000, floor_repeats=20,
@@ -58,7 +59,8 @@ def quick_config() -> BenchConfig:
     return BenchConfig(
         name="quick",
         overhead=OverheadConfig(nfe=10, repeats=3, warmup=1, min_repeats=1, max_seconds=0.5),
-        ring=AccuracyConfig(nfes=(10, 20, 50), schedules=("karras",), samples=500, floor_repeats=5, spread_seeds=4),
+        ring=AccuracyConfig(nfes=(10, 20, 50), schedules=("karras",), samples=500, floor_repeats=5, spread_seeds=4,
+                            repeat_seeds=3, repeat_nfes=(10, 20)),
         image=AccuracyConfig(nfes=(10, 20), schedules=("karras",), samples=200, floor_repeats=5, spread_seeds=4,
                              slow_nfes=(10,)),
         classes=AccuracyConfig(nfes=(10, 20), schedules=("karras",), samples=200, floor_repeats=5, spread_seeds=4,

@@ -91,7 +91,7 @@ def goal_config(quick: bool = True, peers: Union[str, Sequence[str], None] = "be
         name="goals" + (" (quick)" if quick else ""),
         threads=threads,
         overhead=OverheadConfig(nfe=20, repeats=5 if quick else 11, warmup=1, min_repeats=1, max_seconds=0.5),
-        ring=AccuracyConfig(samples=n[0], schedules=both, **common),
+        ring=AccuracyConfig(samples=n[0], schedules=both, repeat_seeds=4, repeat_nfes=(10, 20), **common),
         image=AccuracyConfig(samples=n[1], schedules=both, **common),
         classes=AccuracyConfig(samples=n[2], schedules=("karras",), chains=("cfg",), pack_chains=CHAIN_NAMES, **common),
         peers=sources,

@@ -78,6 +78,11 @@ def accuracy_section(result: TargetAccuracy, figures: Dict[str, str]) -> List[st
         "",
     ]
     lines += _spread_line(result)
+    if result.repeats:
+        lines += [f"The tables show the runs from the initial noise above. Every sampler also ran at budgets "
+                  f"{', '.join(str(b) for b in c.repeat_nfes)} from {c.repeat_seeds - 1} further initial noises; the "
+                  f"goals judge those budgets by the mean over all {c.repeat_seeds} (against the sd of a mean of "
+                  f"{c.repeat_seeds} exact sets), so one noise set's luck neither passes nor fails a walk.", ""]
     budgets, schedules = result.budgets, result.schedules
     for schedule in schedules:
         for budget in budgets:
