@@ -138,9 +138,9 @@ def measure_overhead(config: OverheadConfig, samplers: Optional[Sequence[Sampler
 
     Each piece is timed in its own block of consecutive runs: alternating bare loop and walk made the
     bare loop pay for the walk's allocations (its 1 MB tensors then miss glibc's reused heap). A bare block
-    is timed before every sampler's block and the sampler's ratio is to that adjacent block (on a shared
-    machine the speed drifts by up to 2x within a run); the first and last bare blocks are reported, so
-    drift shows.
+    is timed between every two samplers' blocks and the reference is the median of those blocks' medians (on
+    a shared machine the speed drifts by up to 2x within a run, most at its start: one slow block must not
+    set every ratio); the first and last bare blocks are reported, so drift shows.
     """
     samplers = list(pack_samplers().values()) if samplers is None else list(samplers)
     x0 = (torch.randn(config.shape, generator=torch.Generator().manual_seed(config.seed)) * config.sigma_max
@@ -152,13 +152,12 @@ def measure_overhead(config: OverheadConfig, samplers: Optional[Sequence[Sampler
 
     before = _settled(bare_block)
     rows, bare_blocks = [], [before]
-    for sampler in samplers:  # each sampler against a bare block timed just before it: the machine's speed drifts
-        row = _time_sampler(config, sampler, x0)
-        adjacent = 1000 * statistics.median(bare_blocks[-1]) / config.nfe
-        rows.append(replace(row, ratio=row.ms_per_nfe / adjacent, extra_ms_per_nfe=row.ms_per_nfe - adjacent))
+    for sampler in samplers:  # bare blocks between the samplers: the reference is the median over all of them
+        rows.append(_time_sampler(config, sampler, x0))
         bare_blocks.append(bare_block())
     after = bare_blocks[-1]
-    bare_ms = 1000 * statistics.median([t for b in bare_blocks for t in b]) / config.nfe
+    bare_ms = 1000 * statistics.median([statistics.median(b) for b in bare_blocks]) / config.nfe
+    rows = [replace(r, ratio=r.ms_per_nfe / bare_ms, extra_ms_per_nfe=r.ms_per_nfe - bare_ms) for r in rows]
     for r in rows:
         log.info("overhead %s: %d levels, %d NFE, %.3f ms/NFE, %.2fx the bare loop (%.3f ms/NFE), %d runs", r.walk,
                  r.steps, r.nfe, r.ms_per_nfe, r.ratio, bare_ms, r.repeats)
@@ -166,15 +165,17 @@ def measure_overhead(config: OverheadConfig, samplers: Optional[Sequence[Sampler
     return OverheadResult(config, bare_ms, blocks, rows, measure_costs(config), torch.get_num_threads())
 
 
-def _settled(block: Callable[[], List[float]], tolerance: float = 0.1, max_seconds: float = 5.0) -> List[float]:
-    """Repeat ``block`` until two consecutive medians agree within ``tolerance`` (or ``max_seconds`` pass) and
-    return the last: the first blocks of a run were measured up to 2x slower than the machine's steady state
-    (allocator and caches warming up), which inflated the ratios of the walks timed first."""
+def _settled(block: Callable[[], List[float]], tolerance: float = 0.1, max_seconds: float = 5.0,
+             min_seconds: float = 1.0) -> List[float]:
+    """Repeat ``block`` for at least ``min_seconds`` and until two consecutive medians agree within
+    ``tolerance`` (or ``max_seconds`` pass) and return the last: the first blocks of a run were measured up to
+    3x slower than the machine's steady state (allocator and caches warming up)."""
     start = time.perf_counter()
     last = block()
     while time.perf_counter() - start < max_seconds:
         now = block()
-        if abs(statistics.median(now) - statistics.median(last)) <= tolerance * statistics.median(now):
+        settled = abs(statistics.median(now) - statistics.median(last)) <= tolerance * statistics.median(now)
+        if settled and time.perf_counter() - start >= min_seconds:
             return now
         last = now
     return last
