@@ -67,7 +67,9 @@ def overhead_section(result: OverheadResult) -> List[str]:
         f"after {c.warmup} warm-up run(s)"
         + (f" (fewer, but at least {c.min_repeats}, once its runs took {c.max_seconds:g} s)"
            if c.repeats > c.min_repeats else "")
-        + f", {result.threads} torch thread(s); medians.",
+        + f", {result.threads} torch thread(s); medians. Every sampler is timed in two passes and keeps its "
+        "faster block, and the bare loop is timed between all blocks and keeps its faster pass: this shared "
+        "machine's speed drifts by up to 3x within a run, so ratios within about ±30 % of each other are ties.",
         "",
     ]
     rows = [[f"`{w.walk}`", w.group, "yes" if w.stochastic else "no", str(w.steps), str(w.nfe), fmt(w.ms_per_nfe),
