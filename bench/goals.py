@@ -133,12 +133,18 @@ def _goal(key: str, goal: str, result: Optional[TargetAccuracy],
     return GoalResult(key, goal, walk.name, criteria, peer.name, tuple(peer.criteria))
 
 
-def _over_seeds(result: TargetAccuracy, score: Score, row: str, schedule: str, budget: int):
-    """(mean values, number of seeds, failed run) of ``score`` and its repeats from further initial noises."""
+def _over_seeds(result: TargetAccuracy, row: str, schedule: str, budget: int):
+    """(early, means, k): ``early`` is what ``_not_run`` says about the run or any of its repeats from further
+    initial noises (None / a failed criterion), else the metrics' means over the k runs."""
+    score = result.score(row, schedule, budget)
+    early = _not_run(score, budget)
+    if early is None or early:
+        return early, {}, 0
     runs = [score] + result.repeats.get((row, schedule, budget), [])
     failed = next((r for r in runs if not r.ok), None)
-    means = {k: statistics.fmean(r.get(k) for r in runs) for k in result.keys}
-    return means, len(runs), failed
+    if failed is not None:
+        return _not_run(failed, budget), {}, 0
+    return None, {k: statistics.fmean(r.get(k) for r in runs) for k in result.keys}, len(runs)
 
 
 def _seeds_label(k: int) -> str:
@@ -146,26 +152,18 @@ def _seeds_label(k: int) -> str:
 
 
 def _ring_low(result: TargetAccuracy, row: str, schedule: str):
-    score = result.score(row, schedule, LOW)
-    early = _not_run(score, LOW)
-    if early is None or early:
+    early, means, k = _over_seeds(result, row, schedule, LOW)
+    if not means:
         return early
-    means, k, failed = _over_seeds(result, score, row, schedule, LOW)
-    if failed is not None:
-        return _not_run(failed, LOW)
     return [_ratio_criterion("sliced W2" + _seeds_label(k), means["sw2"], result.floors["sw2"].mean, SW2_RATIO)]
 
 
 def _ring_high(result: TargetAccuracy, row: str, schedule: str):
     """Each metric's mean over the initial noises against the floor's mean +- SDS sd / sqrt(k): the spread of
     the mean of k exact sets, so a biased walk cannot hide behind averaging."""
-    score = result.score(row, schedule, HIGH)
-    early = _not_run(score, HIGH)
-    if early is None or early:
+    early, means, k = _over_seeds(result, row, schedule, HIGH)
+    if not means:
         return early
-    means, k, failed = _over_seeds(result, score, row, schedule, HIGH)
-    if failed is not None:
-        return _not_run(failed, HIGH)
     return [_sd_criterion(result, key, means[key], k) for key in result.keys]
 
 

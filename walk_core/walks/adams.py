@@ -112,7 +112,7 @@ def adams(model, x, sigmas, extra_args=None, callback=None, disable=None, *, ord
         else:
             if history and history[-1][0] == sigma:  # a repeated level (constant schedule): one node per sigma
                 history.pop()
-            if history and any(sigma < b <= history[-1][0] or sigma <= b < history[-1][0] for b in breaks):
+            if history and any(sigma <= b <= history[-1][0] for b in breaks):  # (the levels differ here)
                 history = []  # a guidance term switched on or off since the last level: a fresh start
             history.append((sigma, (x - denoised).div_(sigma)))
             history = history[-order:]

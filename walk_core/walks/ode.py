@@ -22,8 +22,8 @@ def euler(model, x, sigmas, extra_args=None, callback=None, disable=None, *, noi
     return x
 
 
-def trapezoid(x, x_euler, denoised, denoised_next, sigma, sigma_next, guided: bool):
-    """Heun's correction of an Euler step sigma -> sigma_next.
+def trapezoid(x, d, x_euler, denoised, denoised_next, sigma, sigma_next, guided: bool):
+    """Heun's correction of an Euler step sigma -> sigma_next, whose slope d = (x - D) / sigma is given.
 
     Plain: the mean of the slopes (x - D) / sigma at both ends (Karras et al. 2022). Guided: the mean of the two
     denoised estimates in the exponential-integrator form x' = (s'/s) x + (1 - s'/s) (D + D') / 2 (the data-
@@ -34,7 +34,6 @@ def trapezoid(x, x_euler, denoised, denoised_next, sigma, sigma_next, guided: bo
     if guided:
         ratio = sigma_next / sigma
         return x * ratio + (denoised + denoised_next) * ((1 - ratio) / 2)
-    d = (x - denoised) / sigma
     d_next = (x_euler - denoised_next) / sigma_next
     return x + (d + d_next) / 2 * (sigma_next - sigma)
 
@@ -56,6 +55,6 @@ def heun(model, x, sigmas, extra_args=None, callback=None, disable=None, *, nois
             x = x_euler
         else:  # trapezoidal correction with the slope at sigma_next
             denoised_next = model(x_euler, batch_sigma(x, sigma_next), **extra_args)
-            x = trapezoid(x, x_euler, denoised, denoised_next, sigma, sigma_next, guided)
+            x = trapezoid(x, d, x_euler, denoised, denoised_next, sigma, sigma_next, guided)
         report("heun", callback, i, x, sigma, sigma, denoised)
     return x

@@ -65,7 +65,7 @@ def edm(model, x, sigmas, extra_args=None, callback=None, disable=None, *,
         # lines 9-11: second-order correction unless stepping to 0
         if float(sigma_next) != 0:
             denoised_next = model(x_next, batch_sigma(x, sigma_next), **extra_args)
-            x_next = trapezoid(x, x_next, denoised, denoised_next, sigma_hat, sigma_next, guided)
+            x_next = trapezoid(x, d, x_next, denoised, denoised_next, sigma_hat, sigma_next, guided)
         x = x_next
         report("edm", callback, i, x, sigma, sigma_hat, denoised)
     return x
