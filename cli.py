@@ -29,6 +29,7 @@ examples:
   python cli.py check wf.json                               validate only: "ok: N nodes"
   python cli.py convert wf.json -o wf_api.json              editor (UI) format -> API format
   python cli.py nodes                                       list the node classes available here
+  python cli.py train --references painting --out m.safetensors   train an own model (see train --help)
 
 Workflows may be saved from the ComfyUI editor (UI format) or exported as API format. Files that
 a workflow names are looked up in --input-dir and written to --output-dir. Exit status: 0 ok,
@@ -112,7 +113,16 @@ def _parser() -> argparse.ArgumentParser:
                                   help="convert an editor (UI) workflow to API format JSON")
     convert.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
     commands.add_parser("nodes", parents=[common], help="list the node classes available headless")
+    trainer = _train_module("cli_train")
+    train = commands.add_parser("train", parents=[common], help="train an own model (EDM U-Net) on pictures",
+                                epilog=trainer.EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    trainer.add_arguments(train)
     return parser
+
+
+def _train_module(name: str) -> ModuleType:
+    _package()
+    return importlib.import_module(f"{PACKAGE}.models.{name}")
 
 
 def _paths(runner: ModuleType, args) -> object:
@@ -197,7 +207,18 @@ def _cmd_nodes(runner, args, table) -> int:
     return 0
 
 
-COMMANDS = {"run": _cmd_run, "check": _cmd_check, "convert": _cmd_convert, "nodes": _cmd_nodes}
+def _cmd_train(runner, args, table) -> int:
+    bar, ticks = runner.TerminalProgress("train", enabled=not args.quiet), 1000
+    try:
+        return _train_module("cli_train").run(args, lambda fraction, _info: bar(int(fraction * ticks), ticks))
+    except (ValueError, FileNotFoundError) as e:
+        sys.stderr.write(f"error: {e}\n")
+        return 2
+    finally:
+        bar.close()
+
+
+COMMANDS = {"run": _cmd_run, "check": _cmd_check, "convert": _cmd_convert, "nodes": _cmd_nodes, "train": _cmd_train}
 
 
 def main(argv: Optional[Sequence[str]] = None, node_classes: Optional[Mapping[str, type]] = None) -> int:

@@ -8,7 +8,9 @@ from .sampler import WalkSampler
 from .style import StyleEncoder
 from .targets import TargetDistributionMixture
 from .targets_patch import TargetDistributionPatches
+from .targets_checkpoint import TargetDistributionCheckpoint
 from .targets_style import TargetDistributionStyle
+from .train import TrainWalkModel
 
 NODE_TABLE = {
     "WalkSampler": (WalkSampler, "Walk Sampler"),
@@ -19,4 +21,6 @@ NODE_TABLE = {
     "GuidanceStepEnergy": (GuidanceStepEnergy, "Guidance Step: Energy"),
     "StyleEncoder": (StyleEncoder, "Style Encoder"),
     "ReferenceImage": (ReferenceImage, "Reference Image (procedural)"),
+    "TargetDistributionCheckpoint": (TargetDistributionCheckpoint, "Target Distribution (own model)"),
+    "TrainWalkModel": (TrainWalkModel, "Train Walk Model"),
 }

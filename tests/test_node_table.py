@@ -51,8 +51,35 @@ def all_inputs():
 
 INPUTS = list(all_inputs())
 INPUT_IDS = [f"{n}.{name}" for n, _, name, _ in INPUTS]
+# Combos whose choices are the files found at run time (the model folders), tested with a fixture's model.
+FILE_CHOICES = {("TargetDistributionCheckpoint", "model_name")}
 COMBOS = [(node_id, name, choice) for node_id, _, name, (kind, _) in INPUTS
-          if isinstance(kind, (list, tuple)) for choice in kind]
+          if isinstance(kind, (list, tuple)) and (node_id, name) not in FILE_CHOICES for choice in kind]
+
+
+@pytest.fixture(scope="module")
+def tiny_model_folder(tmp_path_factory):
+    """A folder holding one tiny trained model (an own model, as Train Walk Model writes them)."""
+    from rwalk.models import TrainConfig, UNetConfig, from_tensors, train
+
+    folder = tmp_path_factory.mktemp("walk_models")
+    pictures = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    train(from_tensors(pictures), folder / "tiny.safetensors",
+          TrainConfig(size=16, batch_size=2, steps=1, minutes=0, sample_every=0, val_every=0, checkpoint_every=0),
+          UNetConfig(width=8, mults=(1, 2), blocks=1))
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def own_models(request, monkeypatch):
+    """Nodes that read or write own models use temporary folders (the fixture's tiny model is the only one)."""
+    if "node_id" not in request.fixturenames:
+        return
+    from rwalk.nodes import model_files
+
+    folder = request.getfixturevalue("tiny_model_folder")
+    monkeypatch.setattr(model_files, "PACK_MODELS", folder)
+    monkeypatch.setattr(model_files, "save_dir", lambda: folder / "trained")
 
 
 # ---------------------------------------------------------------- declarations
@@ -158,7 +185,7 @@ def fallback_value(socket):
 def produce(socket, depth=0):
     """A value for a socket: the output of a pack node that makes it (called with defaults)."""
     assert depth < 5, f"cannot build a {socket} input: the producers need each other"
-    for node_id in NODE_IDS:
+    for node_id in sorted(NODE_IDS, key=lambda n: n not in PREFERRED_PRODUCERS):
         cls = NODE_CLASS_MAPPINGS[node_id]
         if socket in cls.RETURN_TYPES:
             outputs = call_node(node_id, depth=depth + 1)
@@ -189,10 +216,16 @@ def default_inputs(node_id, depth=0, **overrides):
 # Optional sockets a node's default choices need connected (GuidanceStepEnergy's default energy, content,
 # takes its picture from the optional image input; style takes none).
 NEEDED_OPTIONAL = {"GuidanceStepEnergy": {"image": "IMAGE"}}
+# Nodes whose defaults need a data source or would run for minutes: small settings for the test.
+DEFAULT_OVERRIDES = {"TrainWalkModel": {"references": "bricks", "size": 16, "width": 8, "levels": 2, "blocks": 1,
+                                        "batch_size": 2, "steps": 2, "resume": False}}
+# The cheap producer of a socket when several nodes make it.
+PREFERRED_PRODUCERS = {"TargetDistributionMixture"}
 
 
 def call_node(node_id, depth=0, **overrides):
     cls = NODE_CLASS_MAPPINGS[node_id]
+    overrides = {**DEFAULT_OVERRIDES.get(node_id, {}), **overrides}
     needed = {k: produce(socket, depth) for k, socket in NEEDED_OPTIONAL.get(node_id, {}).items() if k not in overrides}
     return getattr(cls(), cls.FUNCTION)(**default_inputs(node_id, depth, **overrides), **needed)
 
