@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reference-size", type=int, default=128, help="pixels per side of the references (128)")
     defaults = TrainConfig()
     parser.add_argument("--size", type=int, default=defaults.size, help="training crop size (64)")
-    parser.add_argument("--minutes", type=float, default=defaults.minutes, help="time budget of this run (10; 0 = none)")
+    parser.add_argument("--minutes", type=float, default=defaults.minutes, help="training time budget in all, resumed runs included (10; 0 = none)")
     parser.add_argument("--steps", type=int, default=defaults.steps, help="total optimiser steps (0 = no limit)")
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--lr", type=float, default=defaults.lr)
@@ -41,6 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--levels", type=int, default=len(arch.mults), help="U-Net levels (3)")
     parser.add_argument("--blocks", type=int, default=arch.blocks, help="residual blocks per level (2)")
     parser.add_argument("--attention", action="store_true", help="self-attention at the coarsest level")
+    parser.add_argument("--patch", type=int, choices=(1, 2, 4), default=arch.patch,
+                        help="pixels per side folded into channels first (2 = ~3.5x faster, less fine detail)")
     parser.add_argument("--crops", choices=CROPS, default=defaults.crops)
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--device", choices=DEVICES, default=defaults.device)
@@ -61,13 +63,14 @@ def run(args, progress=None) -> int:
         data = from_references(names, args.reference_size, args.seed)
         val = load_folder(args.val) if args.val else from_references(names, args.reference_size, args.seed + 1000)
     architecture = UNetConfig(width=args.width, mults=(1,) + (2,) * (args.levels - 1), blocks=args.blocks,
-                              attention=(args.levels - 1,) if args.attention else ())
+                              attention=(args.levels - 1,) if args.attention else (), patch=args.patch)
     config = TrainConfig(size=args.size, batch_size=args.batch_size, steps=args.steps, minutes=args.minutes,
                          lr=args.lr, crops=args.crops, seed=args.seed, device=args.device,
                          sample_every=args.sample_every, val_every=args.val_every,
                          checkpoint_every=args.checkpoint_every)
     result = train(data, args.out, config, architecture, val=val, resume=not args.fresh, progress=progress)
     print(result.path)
-    log.info("%d steps (%s), loss %.4f, validation loss %.4f (%s)", result.steps, result.stopped, result.loss,
-             result.val_loss, "held out" if val is not None else "training crops")
+    log.info("%d steps (%s), %.0f s, validation loss %s (%s)", result.steps, result.stopped, result.seconds,
+             "none" if result.val_loss is None else f"{result.val_loss:.4f}",
+             "held out" if val is not None else "training crops")
     return 0

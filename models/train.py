@@ -40,7 +40,7 @@ class TrainConfig:
     size: int = 64  # crop size in pixels (the model walks any multiple of 2**(levels-1) afterwards)
     batch_size: int = 16
     steps: int = 0  # stop after this many steps in all (0 = no step limit; then minutes must be > 0)
-    minutes: float = 10.0  # stop cleanly after this much wall-clock time in this run (0 = no time limit)
+    minutes: float = 10.0  # stop cleanly after this much training time in all, resumed runs included (0 = no limit)
     lr: float = 1e-3  # Adam learning rate after warm-up
     warmup: int = 100  # steps of linear learning-rate warm-up
     decay: int = 2000  # learning rate / sqrt(step / decay) after this many steps (EDM2); 0 = constant
@@ -89,10 +89,10 @@ class TrainResult:
     model: EDMDenoiser  # the EMA denoiser, eval mode, CPU
     steps: int
     images: int
-    seconds: float  # training time of this run
+    seconds: float  # training time in all (resumed runs included)
     loss: float  # mean training loss over the last steps
     val_loss: Optional[float]
-    stopped: str  # "steps", "time" or "interrupted"
+    stopped: str  # "steps", "time", or "done" (a resumed run that had nothing left to do)
 
 
 def _learning_rate(config: TrainConfig, step: int) -> float:
@@ -140,6 +140,8 @@ class Trainer:
                                                     held_out=val is not None)
         self.step = 0
         self.images = 0
+        self.seconds = 0.0  # training time before this run (a resumed state's)
+        self.val_loss: Optional[float] = None  # the last validation loss saved
         self.losses: List[float] = []
 
     # --- one step -------------------------------------------------------------------------------------------
@@ -193,7 +195,7 @@ class Trainer:
         tensors["rng"] = self.generator.get_state()
         meta = {"config": json.dumps(asdict(self.config), sort_keys=True), "architecture": self.architecture.to_json(),
                 "classes": json.dumps(list(self.data.classes)), "step": str(self.step), "images": str(self.images),
-                "data": self.data.source}
+                "seconds": repr(float(seconds)), "val_loss": json.dumps(val_loss), "data": self.data.source}
         save_state(state_path(self.out), tensors, meta)
 
     def resume(self) -> bool:
@@ -227,6 +229,8 @@ class Trainer:
         self.optimizer.load_state_dict(opt)
         self.generator.set_state(tensors["rng"])
         self.step, self.images = int(meta["step"]), int(meta["images"])
+        self.seconds = float(meta.get("seconds", "0"))
+        self.val_loss = json.loads(meta.get("val_loss", "null"))
         log.info("resumed %s at step %d (%d images)", self.out.name, self.step, self.images)
         return True
 
@@ -251,8 +255,12 @@ class Trainer:
         """Train until ``steps`` or ``minutes`` (whichever first); ``progress(fraction, info)`` after each step;
         ``check()`` may raise to stop (e.g. ComfyUI's interrupt): the state is saved first, then it re-raises."""
         c = self.config
-        start = time.perf_counter()
         budget = c.minutes * 60 if c.minutes else math.inf
+        if (c.steps and self.step >= c.steps) or self.seconds >= budget:  # a resumed run that is already done
+            log.info("%s: already trained (%d steps, %.0f s); raise steps or minutes to train longer",
+                     self.out.name, self.step, self.seconds)
+            return self._result("done", self.val_loss)
+        start = time.perf_counter() - self.seconds
         val_loss, stopped = None, "steps"
         self.model.train()
 
@@ -276,7 +284,7 @@ class Trainer:
                 if every(c.val_every):
                     val_loss = self.validation.loss(self.ema)
                     self.write_metrics({"step": self.step, "images": self.images, "seconds": round(seconds, 2),
-                                        "loss": sum(self.losses[-50:]) / len(self.losses[-50:]), "val_loss": val_loss})
+                                        "loss": self._recent_loss(), "val_loss": val_loss})
                 if every(c.sample_every):
                     self.write_samples()
                 if every(c.checkpoint_every):
@@ -285,19 +293,25 @@ class Trainer:
             self.save(time.perf_counter() - start, val_loss)  # nothing lost: the run resumes from here
             log.warning("training stopped at step %d; state saved to %s", self.step, state_path(self.out))
             raise
-        seconds = time.perf_counter() - start
+        self.seconds = time.perf_counter() - start
         val_loss = self.validation.loss(self.ema)
-        recent = self.losses[-50:] or [float("nan")]
-        self.write_metrics({"step": self.step, "images": self.images, "seconds": round(seconds, 2),
-                            "loss": sum(recent) / len(recent), "val_loss": val_loss, "final": True})
+        self.write_metrics({"step": self.step, "images": self.images, "seconds": round(self.seconds, 2),
+                            "loss": self._recent_loss(), "val_loss": val_loss, "final": True})
         self.write_samples()
-        self.save(seconds, val_loss)
+        self.save(self.seconds, val_loss)
         log.info("trained %s: %d steps, %d images in %.0f s (%.1f images/s); val loss %.4f", self.out.name, self.step,
-                 self.images, seconds, self.images / max(seconds, 1e-9), val_loss)
+                 self.images, self.seconds, self.images / max(self.seconds, 1e-9), val_loss)
+        return self._result(stopped, val_loss)
+
+    def _recent_loss(self) -> float:
+        recent = self.losses[-50:]
+        return sum(recent) / len(recent) if recent else float("nan")
+
+    def _result(self, stopped: str, val_loss: Optional[float]) -> TrainResult:
         ema = EDMDenoiser(self.architecture)
         ema.load_state_dict({k: v.cpu() for k, v in self.ema.state_dict().items()})
-        return TrainResult(self.out, ema.eval().requires_grad_(False), self.step, self.images, seconds,
-                           sum(recent) / len(recent), val_loss, stopped)
+        return TrainResult(self.out, ema.eval().requires_grad_(False), self.step, self.images, self.seconds,
+                           self._recent_loss(), val_loss, stopped)
 
 
 def train(data: ImageSet, out: Path | str, config: TrainConfig = TrainConfig(),

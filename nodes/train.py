@@ -95,8 +95,9 @@ class TrainWalkModel:
                     "Training crop size in pixels; a multiple of 2^(levels-1). The model then walks at any such "
                     "multiple.")}),
                 "minutes": ("FLOAT", {"default": 10.0, "min": 0.0, "max": 10000.0, "step": 0.5, "tooltip": (
-                    "Time budget of this run: it stops cleanly after this many minutes and saves (0 = no limit; "
-                    "then steps must be set).")}),
+                    "Training time budget in all: it stops cleanly after this many minutes of training and saves. "
+                    "Resumed runs count the time already trained, so running the workflow again only continues "
+                    "when you raise it (0 = no limit; then steps must be set).")}),
                 "steps": ("INT", {"default": 0, "min": 0, "max": 10_000_000, "tooltip": (
                     "Stop after this many optimiser steps in all, counting a resumed run's earlier steps "
                     "(0 = no limit: the time budget decides).")}),
@@ -111,6 +112,10 @@ class TrainWalkModel:
                 "blocks": ("INT", {"default": 2, "min": 1, "max": 8, "tooltip": "Residual blocks per level."}),
                 "attention": ("BOOLEAN", {"default": False, "tooltip": (
                     "Self-attention at the coarsest level (global structure; slower).")}),
+                "patch": ([1, 2, 4], {"default": 1, "tooltip": (
+                    "Pixels per side folded into channels before the first level (pixel unshuffle): 2 trains about "
+                    "3.5x faster per image but keeps less fine detail (measured on the painting: smoother samples). "
+                    "Sizes must then be multiples of patch x 2^(levels-1).")}),
                 "crops": (list(CROPS), {"default": "auto", "tooltip": (
                     "native = random crops at the pictures' own scale (textures, single-image training); fit = "
                     "pictures resized so the shorter side is size (a dataset of whole pictures); mixed = both and "
@@ -140,7 +145,7 @@ class TrainWalkModel:
         }
 
     def train(self, model_name, size, minutes, steps, batch_size, learning_rate, width, levels, blocks, attention,
-              crops, seed, resume, images=None, labels="", folder="", references="", device="auto", **inputs):
+              patch, crops, seed, resume, images=None, labels="", folder="", references="", device="auto", **inputs):
         unknown = set(inputs) - {"class"}
         if unknown:
             raise TypeError(f"{WHO}.train: unexpected inputs {sorted(unknown)}")
@@ -148,7 +153,7 @@ class TrainWalkModel:
             raise ValueError(f"{WHO}: model_name is empty; expected a file name such as 'my_walk_model'")
         data = training_data(images, labels, folder, references, size)
         architecture = UNetConfig(width=width, mults=(1,) + (2,) * (levels - 1), blocks=blocks,
-                                  attention=(levels - 1,) if attention else ())
+                                  attention=(levels - 1,) if attention else (), patch=int(patch))
         where = model_device(device)
         config = TrainConfig(size=size, batch_size=batch_size, steps=steps, minutes=minutes, lr=learning_rate,
                              crops=crops, seed=seed, device="cuda" if where.type == "cuda" else "cpu")

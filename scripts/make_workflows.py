@@ -149,12 +149,47 @@ WORKFLOWS = {
         (4, "SaveImage", (1180, 80), {"filename_prefix": "style_guided"}),
     ], [(1, 0, 2, "images"), (6, 0, 7, "images"), (7, 0, 8, "style"), (8, 0, 3, "guidance"), (2, 0, 3, "target"),
         (3, 0, 4, "images")]),
+    "train_then_walk": lambda: workflow("Random walk: train your own small model, then walk it", [
+        (1, "TrainWalkModel", (40, 80), {"model_name": "painting_walk", "references": "painting", "minutes": 10.0}),
+        (5, "Note", (40, 440), {"text": "Trains a small U-Net denoiser (about 1.7 M parameters) on the procedural "
+                                         "painting for 10 minutes (CPU; a GPU is used when present), saves it to "
+                                         "models/walk_models/painting_walk.safetensors with sample grids and "
+                                         "validation losses beside it, then walks it. Running again continues "
+                                         "only if you raise minutes. Train on your own pictures: connect Load "
+                                         "Image to images (and clear references), or name a folder inside the "
+                                         "input folder. Load a trained model later with Target Distribution "
+                                         "(own model)."}),
+        (2, "WalkSampler", (460, 80), sampler(walk="adams", steps=30, seed=1, width=64, height=64, batch_size=4)),
+        (3, "SaveImage", (840, 80), {"filename_prefix": "own_model"}),
+    ], [(1, 0, 2, "target"), (2, 0, 3, "images")]),
+    "own_model_cfg": lambda: workflow("Random walk: a class-conditional own model with CFG", [
+        (1, "TrainWalkModel", (40, 80), {"model_name": "textures_walk", "references": "bricks, foliage, marble, "
+                                         "stained_glass", "class": "marble", "minutes": 10.0}),
+        (5, "Note", (40, 440), {"text": "One model of four textures: each reference is a class (labels dropped "
+                                         "10 % of the time, so the same model also predicts 'no class'). class "
+                                         "picks the texture; CFG extrapolates from the unconditional prediction "
+                                         "towards it. Try class = bricks, foliage or stained_glass."}),
+        (4, "GuidanceStepCFG", (460, 420), {"weight": 2.0}),
+        (2, "WalkSampler", (460, 80), sampler(walk="adams", steps=30, seed=2, width=64, height=64, batch_size=4)),
+        (3, "SaveImage", (840, 80), {"filename_prefix": "own_model_cfg"}),
+    ], [(1, 0, 2, "target"), (4, 0, 2, "guidance"), (2, 0, 3, "images")]),
 }
+
+# Folder of trained own models (``--models DIR``): copied into each run's model folder so that a workflow's Train
+# Walk Model finds its model already trained and the thumbnail costs no training.
+TRAINED = {}
 
 
 def thumbnail(path: Path) -> Path:
     api, ui = load_workflow(path, TABLE)
     with tempfile.TemporaryDirectory() as tmp:
+        if TRAINED.get("dir"):
+            import shutil
+
+            models = Path(tmp) / "out" / "walk_models"
+            models.mkdir(parents=True)
+            for f in Path(TRAINED["dir"]).glob("*.safetensors"):
+                shutil.copy(f, models / f.name)
         result = run_workflow(api, TABLE, ui_workflow=ui, progress=False,
                               paths=RunnerPaths(Path(tmp) / "in", Path(tmp) / "out"))
         with Image.open(result.saved[0]) as img:
@@ -167,6 +202,8 @@ def thumbnail(path: Path) -> Path:
 
 def main(names):
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if names and names[0] == "--models":
+        TRAINED["dir"], names = names[1], names[2:]
     for name in names or WORKFLOWS:
         path = ROOT / "workflows" / f"{name}.json"
         path.write_text(json.dumps(WORKFLOWS[name](), indent=1) + "\n")

@@ -55,6 +55,14 @@ def test_edm_preconditioning_at_init_is_the_skip_connection():
     torch.testing.assert_close(model(x, sigma), expected[:, None, None, None] * x)
 
 
+def test_patch_folding_keeps_shapes_and_changes_the_multiple():
+    model = EDMDenoiser(UNetConfig(width=8, mults=(1, 2), blocks=1, patch=2))
+    assert model.config.multiple == 4
+    assert model(torch.randn(2, 3, 12, 20), torch.tensor([0.5, 3.0])).shape == (2, 3, 12, 20)
+    with pytest.raises(ValueError, match=r"multiples of 4 \(patch 2"):
+        model.check_size(16, 18, "test")
+
+
 def test_unet_is_fully_convolutional_and_checks_sizes():
     model = EDMDenoiser(UNetConfig(width=8, mults=(1, 2, 2), blocks=1, attention=(2,), num_classes=2))
     for h, w in ((16, 16), (8, 24), (32, 12)):
@@ -64,7 +72,7 @@ def test_unet_is_fully_convolutional_and_checks_sizes():
 
 
 @pytest.mark.parametrize("field,value", [("width", 12), ("mults", ()), ("blocks", 0), ("attention", (3,)),
-                                         ("num_classes", -1), ("dropout", 1.0)])
+                                         ("num_classes", -1), ("dropout", 1.0), ("patch", 3)])
 def test_unet_config_rejects_bad_values_by_name(field, value):
     with pytest.raises(ValueError, match=rf"UNetConfig: {field}="):
         UNetConfig(**{field: value})
@@ -244,6 +252,12 @@ def test_time_budget_stops_cleanly_and_saves(tmp_path):
     result = train(data, tmp_path / "t.safetensors", TrainConfig(**{**QUICK, "minutes": 1e-4}), TINY)
     assert result.stopped == "time" and result.steps >= 1
     assert load_model(result.path).training["steps"] == result.steps
+    # the budget counts all training: running again with the same budget has nothing left to do
+    before = result.path.stat().st_mtime_ns
+    again = train(data, tmp_path / "t.safetensors", TrainConfig(**{**QUICK, "minutes": 1e-4}), TINY)
+    assert again.stopped == "done" and again.steps == result.steps and again.val_loss == result.val_loss
+    assert result.path.stat().st_mtime_ns == before
+    assert same(tensors_of(again.model), tensors_of(result.model))
 
 
 def test_interrupt_saves_state_and_resumes(tmp_path):

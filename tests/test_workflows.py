@@ -32,12 +32,17 @@ def node_table():
     return {**NODE_CLASS_MAPPINGS, **IO_NODE_CLASSES}
 
 
+TINY_TRAINING = {"size": 16, "steps": 2, "minutes": 0, "batch_size": 2, "width": 8, "levels": 2, "blocks": 1}
+
+
 def small(api: dict) -> list[str]:
-    """--set overrides that make every walk tiny: 16x16, 3 steps, batch 1."""
+    """--set overrides that make every walk tiny (16x16, 3 steps, batch 1) and every training a few steps."""
     sets = []
     for node_id, node in api.items():
         if node["class_type"] == "WalkSampler":
             sets += [f"{node_id}.width=16", f"{node_id}.height=16", f"{node_id}.steps=3", f"{node_id}.batch_size=1"]
+        if node["class_type"] == "TrainWalkModel":
+            sets += [f"{node_id}.{k}={v}" for k, v in TINY_TRAINING.items()]
     return sets
 
 
