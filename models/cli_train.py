@@ -30,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "every 10th picture of a folder of 10 or more; for references, the same references made "
                         "with another seed)")
     parser.add_argument("--reference-size", type=int, default=128, help="pixels per side of the references (128)")
+    parser.add_argument("--reference-seed", type=int, default=0, help="seed the references are made with (0; the "
+                        "validation pictures use this + 1000)")
     defaults = TrainConfig()
     parser.add_argument("--size", type=int, default=defaults.size, help="training crop size (64)")
     parser.add_argument("--minutes", type=float, default=defaults.minutes, help="training time budget in all, resumed runs included (10; 0 = none)")
@@ -60,8 +62,9 @@ def run(args, progress=None) -> int:
             data, val = data.split()
     else:
         names = [n.strip() for n in args.references.split(",") if n.strip()]
-        data = from_references(names, args.reference_size, args.seed)
-        val = load_folder(args.val) if args.val else from_references(names, args.reference_size, args.seed + 1000)
+        data = from_references(names, args.reference_size, args.reference_seed)
+        val = load_folder(args.val) if args.val else from_references(names, args.reference_size,
+                                                                     args.reference_seed + 1000)
     architecture = UNetConfig(width=args.width, mults=(1,) + (2,) * (args.levels - 1), blocks=args.blocks,
                               attention=(args.levels - 1,) if args.attention else (), patch=args.patch)
     config = TrainConfig(size=args.size, batch_size=args.batch_size, steps=args.steps, minutes=args.minutes,

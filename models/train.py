@@ -205,10 +205,11 @@ class Trainer:
             return False
         who = f"resume ({path})"
         tensors, meta = load_state(path)
-        if meta.get("architecture") != self.architecture.to_json():
+        # compared as values, so a state written before a field with a default existed still resumes
+        if UNetConfig.from_json(meta.get("architecture", "{}"), who) != self.architecture:
             raise ValueError(f"{who}: the state's architecture {meta.get('architecture')} differs from this run's "
                              f"{self.architecture.to_json()}; expected the same, or a new output name")
-        saved = json.loads(meta.get("config", "{}"))
+        saved = {**asdict(TrainConfig()), **json.loads(meta.get("config", "{}"))}
         mine = asdict(self.config)
         differ = sorted(k for k in mine if k not in RESUMABLE and saved.get(k) != mine[k])
         if differ:

@@ -247,6 +247,22 @@ def test_resume_refuses_changed_settings(tmp_path):
     assert fresh.steps == 1
 
 
+def test_a_state_from_before_a_new_setting_still_resumes(tmp_path):
+    data = from_tensors(stripes())
+    first = train(data, tmp_path / "old.safetensors", TrainConfig(steps=2, **QUICK), TINY, resume=False)
+    state = state_path(first.path)
+
+    def older(meta):  # as written before the `patch` and `flip` settings existed (both at their defaults)
+        arch = json.loads(meta["architecture"])
+        del arch["patch"]
+        config = json.loads(meta["config"])
+        del config["flip"]
+        meta.update(architecture=json.dumps(arch), config=json.dumps(config))
+
+    _rewrite(state, tmp_path / "older.state", edit_meta=older).replace(state)
+    assert train(data, first.path, TrainConfig(steps=3, **QUICK), TINY).steps == 3
+
+
 def test_time_budget_stops_cleanly_and_saves(tmp_path):
     data = from_tensors(stripes())
     result = train(data, tmp_path / "t.safetensors", TrainConfig(**{**QUICK, "minutes": 1e-4}), TINY)
