@@ -112,7 +112,7 @@ class TrainWalkModel:
                 "blocks": ("INT", {"default": 2, "min": 1, "max": 8, "tooltip": "Residual blocks per level."}),
                 "attention": ("BOOLEAN", {"default": False, "tooltip": (
                     "Self-attention at the coarsest level (global structure; slower).")}),
-                "patch": ([1, 2, 4], {"default": 1, "tooltip": (
+                "patch": (["1", "2", "4"], {"default": "1", "tooltip": (
                     "Pixels per side folded into channels before the first level (pixel unshuffle): 2 trains about "
                     "3.5x faster per image but keeps less fine detail (measured on the painting: smoother samples). "
                     "Sizes must then be multiples of patch x 2^(levels-1).")}),

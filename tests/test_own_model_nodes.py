@@ -14,7 +14,7 @@ from rwalk.walk_core import WalkRequest, run_walk
 from rwalk.walk_core.runner import RunnerPaths, use_paths
 
 TINY = dict(size=16, minutes=0.0, steps=3, batch_size=4, learning_rate=1e-3, width=8, levels=2, blocks=1,
-            attention=False, patch=1, crops="auto", seed=0, resume=True)
+            attention=False, patch="1", crops="auto", seed=0, resume=True)
 
 
 @pytest.fixture
