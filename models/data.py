@@ -138,7 +138,7 @@ def from_references(names: Sequence[str], size: int, seed: int = 0) -> ImageSet:
 
 def _resize(p: torch.Tensor, scale: float) -> torch.Tensor:
     if scale >= 0.999:
-        return p
+        return p.clone()  # a tensor of the sampler's own (not an inference-mode tensor of the caller's)
     h, w = p.shape[-2:]
     size = (max(1, round(h * scale)), max(1, round(w * scale)))
     return F.interpolate(p[None], size=size, mode="bilinear", antialias=True, align_corners=False)[0]

@@ -129,8 +129,8 @@ class Trainer:
         self.out.parent.mkdir(parents=True, exist_ok=True)
         self.device = config.resolved_device()
         self.sampler = CropSampler(data, config.size, config.crops, config.flip)
-        EDMDenoiser(architecture).check_size(config.size, config.size, "train")
         self.model = EDMDenoiser(architecture, seed=config.seed).to(self.device)
+        self.model.check_size(config.size, config.size, "train")
         self.ema = EDMDenoiser(architecture).to(self.device).requires_grad_(False)
         self.ema.load_state_dict(self.model.state_dict())
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr, betas=(0.9, 0.99), eps=1e-8)
@@ -320,12 +320,14 @@ def train(data: ImageSet, out: Path | str, config: TrainConfig = TrainConfig(),
           progress=None, check=None) -> TrainResult:
     """Train a model on ``data`` into ``out`` (a .safetensors path); continues from the state beside ``out`` when
     ``resume`` and one exists. See :class:`TrainConfig` for the settings."""
-    trainer = Trainer(data, out, config, architecture, val)
-    if not (resume and trainer.resume()):
-        if state_path(out).exists():
-            log.info("starting afresh: %s is overwritten", state_path(out))
-        trainer.metrics_path.unlink(missing_ok=True)
-    return trainer.run(progress, check)
+    # ComfyUI runs nodes under torch.inference_mode(): tensors made there cannot be trained
+    with torch.inference_mode(False), torch.enable_grad():
+        trainer = Trainer(data, out, config, architecture, val)
+        if not (resume and trainer.resume()):
+            if state_path(out).exists():
+                log.info("starting afresh: %s is overwritten", state_path(out))
+            trainer.metrics_path.unlink(missing_ok=True)
+        return trainer.run(progress, check)
 
 
 def config_fields() -> List[str]:

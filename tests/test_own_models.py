@@ -205,6 +205,15 @@ def test_loss_falls_on_a_tiny_dataset(tmp_path):
     assert trainer.validation.loss(load_model(result.path).denoiser) == pytest.approx(result.val_loss, rel=1e-5)
 
 
+def test_trains_inside_inference_mode_as_comfyui_runs_nodes(tmp_path):
+    with torch.inference_mode():
+        data = from_tensors(stripes())
+        result = train(data, tmp_path / "inf.safetensors", TrainConfig(steps=2, **QUICK), TINY, resume=False)
+    outside = train(from_tensors(stripes()), tmp_path / "out.safetensors", TrainConfig(steps=2, **QUICK), TINY,
+                    resume=False)
+    assert result.steps == 2 and same(tensors_of(result.model), tensors_of(outside.model))
+
+
 def test_same_seed_same_model_other_seed_other_model(tmp_path):
     data = from_tensors(stripes())
     runs = [train(data, tmp_path / f"{i}.safetensors", TrainConfig(steps=4, seed=s, **QUICK), TINY, resume=False)
