@@ -253,7 +253,8 @@ class Trainer:
     # --- the loop -------------------------------------------------------------------------------------------
     def run(self, progress: Optional[Callable[[float, dict], None]] = None,
             check: Optional[Callable[[], None]] = None) -> TrainResult:
-        """Train until ``steps`` or ``minutes`` (whichever first); ``progress(fraction, info)`` after each step;
+        """Train until ``steps`` or ``minutes`` (whichever first); ``progress(fraction, info)`` after each step (the
+        last call, fraction 1, after the final samples; ``info["samples"]`` = the grid written at that step or None);
         ``check()`` may raise to stop (e.g. ComfyUI's interrupt): the state is saved first, then it re-raises."""
         c = self.config
         budget = c.minutes * 60 if c.minutes else math.inf
@@ -274,22 +275,22 @@ class Trainer:
                     check()
                 self.losses.append(self._train_step())
                 seconds = time.perf_counter() - start
-                last = bool(c.steps and self.step >= c.steps) or seconds >= budget
-                if progress is not None:
-                    frac = max(self.step / c.steps if c.steps else 0.0, seconds / budget if c.minutes else 0.0)
-                    progress(1.0 if last else min(frac, 1.0), {"step": self.step, "loss": self.losses[-1],
-                                                               "seconds": seconds})
-                if last:  # the final validation, samples and save follow the loop
+                if bool(c.steps and self.step >= c.steps) or seconds >= budget:  # final work follows the loop
                     stopped = "time" if seconds >= budget and not (c.steps and self.step >= c.steps) else "steps"
                     break
+                grid = None
                 if every(c.val_every):
                     val_loss = self.validation.loss(self.ema)
                     self.write_metrics({"step": self.step, "images": self.images, "seconds": round(seconds, 2),
                                         "loss": self._recent_loss(), "val_loss": val_loss})
                 if every(c.sample_every):
-                    self.write_samples()
+                    grid = self.write_samples()
                 if every(c.checkpoint_every):
                     self.save(seconds, val_loss)
+                if progress is not None:
+                    frac = max(self.step / c.steps if c.steps else 0.0, seconds / budget if c.minutes else 0.0)
+                    progress(min(frac, 0.999), {"step": self.step, "loss": self.losses[-1], "seconds": seconds,
+                                                "samples": grid})
         except BaseException:
             self.save(time.perf_counter() - start, val_loss)  # nothing lost: the run resumes from here
             log.warning("training stopped at step %d; state saved to %s", self.step, state_path(self.out))
@@ -298,8 +299,10 @@ class Trainer:
         val_loss = self.validation.loss(self.ema)
         self.write_metrics({"step": self.step, "images": self.images, "seconds": round(self.seconds, 2),
                             "loss": self._recent_loss(), "val_loss": val_loss, "final": True})
-        self.write_samples()
+        grid = self.write_samples()
         self.save(self.seconds, val_loss)
+        if progress is not None:
+            progress(1.0, {"step": self.step, "loss": self._recent_loss(), "seconds": self.seconds, "samples": grid})
         log.info("trained %s: %d steps, %d images in %.0f s (%.1f images/s); val loss %.4f", self.out.name, self.step,
                  self.images, self.seconds, self.images / max(self.seconds, 1e-9), val_loss)
         return self._result(stopped, val_loss)

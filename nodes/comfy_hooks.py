@@ -36,3 +36,14 @@ def interrupt_check() -> Optional[Callable[[dict], None]]:
     if comfy is None:
         return None
     return lambda _info: comfy.model_management.throw_exception_if_processing_interrupted()
+
+
+def progress_with_preview(total: int) -> Optional[Callable[..., None]]:
+    """A ``(done, image=None)`` callable: ComfyUI's progress bar showing ``image`` (a PIL image) on the node when
+    given; headless the runner's ``(done, total)`` hook (the image is not shown)."""
+    comfy = _comfy_utils()
+    if comfy is None:
+        hook = current_progress()
+        return None if hook is None else (lambda done, image=None: hook(done, total))
+    bar = comfy.utils.ProgressBar(total)
+    return lambda done, image=None: bar.update_absolute(done, total, None if image is None else ("PNG", image, 512))

@@ -10,7 +10,7 @@ from ..models.data import CROPS, ImageSet
 from ..walk_core.noise import SEED_MAX
 from ..walk_core.references import REFERENCES
 from ..walk_core.runner.paths import current_paths, resolve_inside
-from .comfy_hooks import interrupt_check, progress_hook
+from .comfy_hooks import interrupt_check, progress_with_preview
 from .layout import image_to_walk
 from .model_files import output_file, save_dir
 from .targets_checkpoint import model_device
@@ -28,6 +28,16 @@ def _input_folder() -> Path:
         return Path(folder_paths.get_input_directory())
     except ImportError:
         return current_paths().input_dir
+
+
+def _picture(path: Optional[Path]):
+    """A sample grid as a PIL image (for ComfyUI's node preview), or None."""
+    if path is None:
+        return None
+    from PIL import Image
+
+    with Image.open(path) as img:
+        return img.convert("RGB")
 
 
 def _labels(text: str, count: int):
@@ -158,10 +168,13 @@ class TrainWalkModel:
         config = TrainConfig(size=size, batch_size=batch_size, steps=steps, minutes=minutes, lr=learning_rate,
                              crops=crops, seed=seed, device="cuda" if where.type == "cuda" else "cpu")
         out = output_file(model_name, WHO)
-        hook = progress_hook(PROGRESS_TICKS)
+        hook = progress_with_preview(PROGRESS_TICKS)
         stop = interrupt_check()
-        result = train(data, out, config, architecture, resume=resume,
-                       progress=(lambda f, _info: hook(int(f * PROGRESS_TICKS), PROGRESS_TICKS)) if hook else None,
+
+        def progress(fraction, info):  # the node shows each new sample grid while it trains
+            hook(int(fraction * PROGRESS_TICKS), _picture(info.get("samples")))
+
+        result = train(data, out, config, architecture, resume=resume, progress=progress if hook else None,
                        check=(lambda: stop({})) if stop else None)
         log.info("%s: model saved to %s (folder %s)", WHO, result.path, save_dir())
         from ..models import load_model  # the file as saved: what a later load gives

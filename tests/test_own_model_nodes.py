@@ -35,6 +35,16 @@ def test_train_node_saves_a_model_the_checkpoint_node_loads(folders):
     assert torch.equal(run_walk(target, request).x, run_walk(loaded.at_size(16, 16), request).x)
 
 
+def test_train_node_reports_progress_headless(folders):
+    from rwalk.walk_core.progress import use_progress
+
+    seen = []
+    with use_progress(lambda done, total: seen.append((done, total))):
+        TrainWalkModel().train("p", references="bricks", **TINY)
+    assert seen[-1] == (1000, 1000) and len(seen) == TINY["steps"]
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
 def test_train_node_resumes_and_trains_longer(folders):
     TrainWalkModel().train("r", references="marble", **TINY)
     _, path = TrainWalkModel().train("r", references="marble", **{**TINY, "steps": 5})

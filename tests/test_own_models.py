@@ -309,8 +309,9 @@ def test_progress_samples_and_metrics_are_written(tmp_path):
     seen = []
     result = train(data, tmp_path / "p.safetensors",
                    TrainConfig(steps=4, **{**QUICK, "sample_every": 2, "val_every": 2, "checkpoint_every": 2}),
-                   TINY, progress=lambda f, info: seen.append((f, info["step"])), resume=False)
-    assert [s for _, s in seen] == [1, 2, 3, 4] and seen[-1][0] == 1.0
+                   TINY, progress=lambda f, info: seen.append((f, info["step"], info["samples"])), resume=False)
+    assert [s for _, s, _ in seen] == [1, 2, 3, 4] and seen[-1][0] == 1.0 and all(f < 1 for f, _, _ in seen[:-1])
+    assert [g.name if g else None for _, _, g in seen] == [None, "step_000002.png", None, "step_000004.png"]
     grids = sorted(p.name for p in (tmp_path / "p.samples").iterdir())
     assert grids == ["step_000002.png", "step_000004.png"]
     records = [json.loads(line) for line in (tmp_path / "p.metrics.jsonl").read_text().splitlines()]
