@@ -85,7 +85,8 @@ class TrainWalkModel:
         "from random crops at their own scale (single-image training, like SinFusion); many pictures: from whole "
         "pictures resized. Labels make it class-conditional (one model, CFG-ready). Saved as safetensors in "
         "ComfyUI's models/walk_models (headless: output/walk_models) with a sample grid and validation losses beside "
-        "it; training stops cleanly at the time budget and resumes from the saved state when run again. A 10-minute "
+        "it (the node shows each new grid while it trains); training stops cleanly at the time budget and resumes from "
+        "the saved state when run again. A 10-minute "
         "CPU run gives a usable 64x64 texture model; a GPU is used when present.")
     CATEGORY = f"{CATEGORY}/models"
     RETURN_TYPES = (WALK_TARGET, "STRING")
