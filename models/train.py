@@ -17,7 +17,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
@@ -331,7 +331,3 @@ def train(data: ImageSet, out: Path | str, config: TrainConfig = TrainConfig(),
                 log.info("starting afresh: %s is overwritten", state_path(out))
             trainer.metrics_path.unlink(missing_ok=True)
         return trainer.run(progress, check)
-
-
-def config_fields() -> List[str]:
-    return [f.name for f in fields(TrainConfig)]

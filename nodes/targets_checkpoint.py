@@ -1,15 +1,12 @@
 """TargetDistributionCheckpoint: an own trained model (safetensors) as a WALK_TARGET."""
 from __future__ import annotations
 
-import logging
-
 import torch
 
 from ..models import load_model, model_target
 from .model_files import find_model, model_names
 from .types import CATEGORY, WALK_TARGET
 
-log = logging.getLogger(__name__)
 WHO = "TargetDistributionCheckpoint"
 DEVICES = ("auto", "cpu")
 
