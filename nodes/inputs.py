@@ -24,13 +24,17 @@ INPUTS: Dict[str, Tuple[Any, Dict[str, Any]]] = {
         "Seed of the walk's noise. Item i of a batch uses seed + i, so any image can be remade alone.")}),
     "batch_size": ("INT", {"default": 1, "min": 1, "max": 64, "tooltip": "How many pictures to walk at once."}),
     "width": ("INT", {"default": 64, "min": 8, "max": 4096, "step": 8, "tooltip": (
-        "Output width in pixels, for targets that take a size (mixture); ignored by fixed-size targets.")}),
+        "Output width in pixels, for targets that take a size (mixture, patches, own models, MODEL: a multiple "
+        "of its latent cell, 8); ignored by fixed-size targets and when an init latent sets the size.")}),
     "height": ("INT", {"default": 64, "min": 8, "max": 4096, "step": 8, "tooltip": (
-        "Output height in pixels, for targets that take a size (mixture); ignored by fixed-size targets.")}),
+        "Output height in pixels, for targets that take a size (mixture, patches, own models, MODEL: a multiple "
+        "of its latent cell, 8); ignored by fixed-size targets and when an init latent sets the size.")}),
     "sigma_max": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1000.0, "step": 0.01, "tooltip": (
-        "Highest noise level the walk starts from; 0 = the target's own (80 for pixel targets).")}),
+        "Highest noise level the walk starts from; 0 = the target's own (80 for pixel targets; a MODEL's from its "
+        "model_sampling, e.g. 14.6 for SD1.5, 1 for flow models).")}),
     "sigma_min": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1000.0, "step": 0.001, "tooltip": (
-        "Lowest noise level before the final step to 0; 0 = the target's own (0.002 for pixel targets).")}),
+        "Lowest noise level before the final step to 0; 0 = the target's own (0.002 for pixel targets; a "
+        "MODEL's from its model_sampling).")}),
     "eta": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 2.0, "step": 0.01, "tooltip": (
         "Used by euler_ancestral and pc: scale of the fresh noise of each ancestral step (0 = deterministic, "
         "1 = exact ancestral sampling).")}),

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 from .guidance import GUIDANCE_NODES
 from .guidance_energy import GuidanceStepEnergy
+from .interop import WalkGuider, WalkSamplerSelect
 from .references import ReferenceImage
 from .sampler import WalkSampler
 from .style import StyleEncoder
 from .targets import TargetDistributionMixture
 from .targets_patch import TargetDistributionPatches
 from .targets_checkpoint import TargetDistributionCheckpoint
+from .targets_model import TargetDistributionModel
 from .targets_style import TargetDistributionStyle
 from .train import TrainWalkModel
 
@@ -23,4 +25,7 @@ NODE_TABLE = {
     "ReferenceImage": (ReferenceImage, "Reference Image (procedural)"),
     "TargetDistributionCheckpoint": (TargetDistributionCheckpoint, "Target Distribution (own model)"),
     "TrainWalkModel": (TrainWalkModel, "Train Walk Model"),
+    "TargetDistributionModel": (TargetDistributionModel, "Target Distribution (MODEL)"),
+    "WalkSamplerSelect": (WalkSamplerSelect, "Walk as SAMPLER"),
+    "WalkGuider": (WalkGuider, "Walk Guider (target + guidance)"),
 }

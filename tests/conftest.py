@@ -25,3 +25,17 @@ import os  # noqa: E402
 import torch  # noqa: E402
 
 torch.set_num_threads(int(os.environ.get("WALK_TEST_THREADS", "1")))
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def fake_comfy(monkeypatch):
+    """Stand-in ComfyUI modules for one test (tests/comfy_standins.py); the pack's cached guider class is
+    rebuilt on them and dropped afterwards."""
+    from comfy_standins import fake_comfy as install
+    from rwalk.nodes import comfy_guider
+
+    comfy_guider.guider_class.cache_clear()
+    yield install(monkeypatch)
+    comfy_guider.guider_class.cache_clear()

@@ -5,6 +5,8 @@ import keyword
 import pytest
 import torch
 
+import comfy_standins
+
 from rwalk.nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
 from rwalk.nodes.types import CATEGORY as ROOT_CATEGORY
 from rwalk.walk_core.guidance import GuidanceChain
@@ -179,6 +181,12 @@ def fallback_value(socket):
     """Small stand-ins for ComfyUI sockets that no pack node produces."""
     if socket == "IMAGE":
         return torch.rand(1, 16, 16, 3, generator=torch.Generator().manual_seed(0))
+    if socket == "MODEL":
+        return comfy_standins.ModelPatcher("eps")
+    if socket == "CONDITIONING":
+        return comfy_standins.conditioning(0.5)
+    if socket == "VAE":
+        return comfy_standins.VAE()
     raise LookupError(socket)
 
 
@@ -218,7 +226,10 @@ def default_inputs(node_id, depth=0, **overrides):
 NEEDED_OPTIONAL = {"GuidanceStepEnergy": {"image": "IMAGE"}}
 # Nodes whose defaults need a data source or would run for minutes: small settings for the test.
 DEFAULT_OVERRIDES = {"TrainWalkModel": {"references": "bricks", "size": 16, "width": 8, "levels": 2, "blocks": 1,
-                                        "batch_size": 2, "steps": 2, "resume": False}}
+                                        "batch_size": 2, "steps": 2, "resume": False},
+                     "WalkGuider": {"target": NODE_CLASS_MAPPINGS["TargetDistributionModel"]().make(
+                         comfy_standins.ModelPatcher(), comfy_standins.conditioning(1.0),
+                         comfy_standins.conditioning(0.0))[0]}}
 # The cheap producer of a socket when several nodes make it.
 PREFERRED_PRODUCERS = {"TargetDistributionMixture"}
 
@@ -249,8 +260,14 @@ def check_output(socket, value):
         assert value is not None
 
 
+# Nodes whose outputs are ComfyUI objects (SAMPLER, GUIDER): they run on the stand-in ComfyUI modules.
+NEEDS_COMFY = {"WalkSamplerSelect", "WalkGuider"}
+
+
 @pytest.mark.parametrize("node_id", NODE_IDS)
-def test_every_node_runs_with_its_defaults(node_id):
+def test_every_node_runs_with_its_defaults(node_id, request):
+    if node_id in NEEDS_COMFY:
+        request.getfixturevalue("fake_comfy")
     cls = NODE_CLASS_MAPPINGS[node_id]
     outputs = call_node(node_id)
     assert isinstance(outputs, tuple) and len(outputs) == len(cls.RETURN_TYPES)
@@ -263,7 +280,9 @@ OPTIONAL_FOR_CHOICE = {("GuidanceStepEnergy", "energy", "style"): {"style": "WAL
 
 
 @pytest.mark.parametrize("node_id, name, choice", COMBOS, ids=[f"{n}.{i}={c}" for n, i, c in COMBOS])
-def test_every_combo_choice_runs(node_id, name, choice, monkeypatch, tmp_path):
+def test_every_combo_choice_runs(node_id, name, choice, monkeypatch, tmp_path, request):
+    if node_id in NEEDS_COMFY:
+        request.getfixturevalue("fake_comfy")
     cls = NODE_CLASS_MAPPINGS[node_id]
     extra = {k: produce(socket) for k, socket in OPTIONAL_FOR_CHOICE.get((node_id, name, choice), {}).items()}
     if (node_id, name, choice) == ("StyleEncoder", "encoder", "vgg19"):  # weights are local files: a random one

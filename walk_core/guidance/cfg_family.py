@@ -94,6 +94,7 @@ class APG(GuidanceTerm):
     """
 
     kind: ClassVar[str] = "apg"
+    uses_unconditional: ClassVar[bool] = True
     weight: float = 4.0
     eta: float = 0.0
     norm_threshold: float = 0.0

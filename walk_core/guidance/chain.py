@@ -50,6 +50,7 @@ class GuidanceTerm:
     :meth:`start` when they need the target or per-walk state)."""
 
     kind: ClassVar[str] = "term"
+    uses_unconditional: ClassVar[bool] = False  # reads ctx.unconditional (targets with ``paired`` batch both)
     weight: float = 1.0
     start_percent: float = 0.0
     end_percent: float = 1.0
@@ -149,13 +150,21 @@ class GuidanceChain:
         states = [t.start(target) for t in self.terms]
         labels = self.labels()
 
+        paired = getattr(target, "paired", None)
+
         def guided(x, sigma, **extra):
-            conditional = base(x, sigma, **extra)
             s = float(sigma.reshape(-1)[0])
+            active = [lo <= s <= hi for hi, lo in intervals]
+            unconditional = None
+            if paired is not None and any(on and t.uses_unconditional for on, t in zip(active, self.terms)):
+                conditional, unconditional = paired(x, sigma, **extra)  # one batched call for both branches
+            else:
+                conditional = base(x, sigma, **extra)
             ctx = GuidanceContext(target, x, sigma, extra, conditional)
+            ctx._unconditional = unconditional
             denoised, norms = conditional, {}
-            for term, (hi, lo), state, label in zip(self.terms, intervals, states, labels):
-                if not lo <= s <= hi:
+            for term, on, state, label in zip(self.terms, active, states, labels):
+                if not on:
                     continue
                 proposed = term.apply(ctx, denoised, state)
                 strength = term.strength(s, sigma_max, sigma_min)

@@ -47,6 +47,7 @@ from .terms import register_term
 MAX_STEPS = 20
 MAX_WEIGHT = 2.0  # a Newton fraction above 2 diverges on a quadratic energy
 STD_EPS = 1e-12
+LATENT_STEP = 0.1  # latent targets: RMS of one gradient step per unit weight, in the model's (scaled) latent units
 STYLE_MAX_STEP = 0.1  # style: RMS cap of one gradient step per unit weight, in walk units ([-1, 1] pixels)  # keeps the gradient of a standard deviation finite on a flat picture
 
 ENERGIES: Registry[Type["ImageEnergy"]] = Registry("energy")
@@ -66,6 +67,18 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(x, kernel.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)  # along H
 
 
+def measured(who: str, target) -> Tuple[str, Tuple[int, ...]]:
+    """(space, shape) of what the energy measures: the target's own, or for a latent target the pictures its
+    decoder makes (an error naming the missing VAE when it has none)."""
+    if target.space != "latent":
+        return target.space, tuple(target.shape)
+    if getattr(target, "decoder", None) is None:
+        raise ValueError(f"{who}: target {target.name!r} lives in a latent space and has no decoder; the energy "
+                         "measures pixels -- connect a VAE to the target node (TargetDistributionModel's 'vae' "
+                         "input) or use a pixel target")
+    return "pixels", tuple(target.decoder.pixel_shape(target.shape))
+
+
 class ImageEnergy:
     """Base of the energies whose reference is a walk-space picture [N, C, H, W] in [-1, 1]."""
 
@@ -78,14 +91,11 @@ class ImageEnergy:
         """Pixel targets with the reference's channels; vector targets of exactly the reference's shape."""
         who = f"GuidanceStep (energy {cls.name})"
         ref = term.reference
-        if target.space == "latent":
-            raise ValueError(f"{who}: target {target.name!r} lives in a latent space, but the energy measures "
-                             "pixels; a decoder from latents to pixels is needed (use a pixel target)")
-        shape = tuple(target.shape)
+        space, shape = measured(who, target)
         if len(shape) != 3 or shape[0] != ref.shape[1]:
             raise ValueError(f"{who}: the reference has {ref.shape[1]} channels but target {target.name!r} has "
                              f"shape {shape}; expected [C, H, W] with C = {ref.shape[1]}")
-        if target.space == "vector" and tuple(ref.shape[1:]) != shape:
+        if space == "vector" and tuple(ref.shape[1:]) != shape:
             raise ValueError(f"{who}: reference of shape {tuple(ref.shape[1:])} on the vector target "
                              f"{target.name!r} of shape {shape}; expected the same shape")
 
@@ -185,8 +195,8 @@ class StyleEnergy(ImageEnergy):
     @classmethod
     def check(cls, term, target):
         who = "GuidanceStep (energy style)"
-        shape = tuple(target.shape)
-        if target.space != "pixels" or len(shape) != 3 or shape[0] != 3:
+        space, shape = measured(who, target)
+        if space != "pixels" or len(shape) != 3 or shape[0] != 3:
             raise ValueError(f"{who}: target {target.name!r} ({target.space}, shape {shape}) is not an RGB picture; "
                              "expected a pixel target of shape [3, H, W]")
         if min(shape[1:]) < MIN_SIZE:
@@ -254,9 +264,13 @@ class EnergyTerm(GuidanceTerm):
         ENERGIES[self.energy].check(self, target)
 
     def start(self, target) -> _PerWalk:
-        return _PerWalk(ENERGIES[self.energy].prepare(self, tuple(target.shape)))
+        _, shape = measured(f"GuidanceStep ({self.kind})", target)
+        return _PerWalk(ENERGIES[self.energy].prepare(self, shape))
 
     def apply(self, ctx: GuidanceContext, denoised: torch.Tensor, state: _PerWalk) -> torch.Tensor:
+        target = getattr(ctx, "target", None)
+        if target is not None and target.space == "latent":
+            return self._latent_steps(target.decoder, denoised, state)
         n = denoised[0].numel()  # values per item: turns the mean-reduced gradient into a Newton step
         # walks run under no_grad (ComfyUI: inference mode); the gradient needs normal tensors
         with torch.inference_mode(False), torch.enable_grad():
@@ -272,3 +286,19 @@ class EnergyTerm(GuidanceTerm):
                     step = step * shrink.view(-1, *(1,) * (step.ndim - 1))
                 x0 = (x0 - step).detach()
         return x0
+
+    def _latent_steps(self, decoder, denoised: torch.Tensor, state: _PerWalk) -> torch.Tensor:
+        """On a latent target: the energy is measured on ``decoder(z)`` and each of the ``steps`` steps moves the
+        latent estimate along its gradient by an RMS of ``weight * LATENT_STEP`` per item (normalised: through a
+        decoder the pixel-space Newton fraction has no exact latent counterpart)."""
+        with torch.inference_mode(False), torch.enable_grad():
+            z = denoised.detach().clone()  # [B, C, h, w]
+            for _ in range(self.steps):
+                z.requires_grad_(True)
+                pixels = decoder.decode(z)
+                energy = state.on(pixels)
+                (grad,) = torch.autograd.grad(energy(pixels.float()).sum(), z)
+                rms = grad.flatten(1).square().mean(1).sqrt()  # [B]
+                scale = torch.where(rms > 0, self.weight * LATENT_STEP / rms.clamp_min(1e-30), torch.zeros_like(rms))
+                z = (z - grad * scale.view(-1, *(1,) * (grad.ndim - 1))).detach()
+        return z.to(denoised.dtype)

@@ -54,9 +54,12 @@ class CFG(GuidanceTerm):
     """Classifier-free guidance (Ho & Salimans 2022): D = D_u + w (D_c - D_u), w = ``weight``.
 
     ``D_c`` is the running estimate (the target's conditional prediction when cfg comes first), so a term
-    before cfg is amplified with it. w = 1 leaves the conditional prediction unchanged."""
+    before cfg is amplified with it. w = 1 leaves the conditional prediction unchanged. A target with a
+    ``cfg_formula`` (a MODEL patched with its own cfg function) has that formula applied instead, with
+    ``weight`` as its scale."""
 
     kind: ClassVar[str] = "cfg"
+    uses_unconditional: ClassVar[bool] = True
     weight: float = 4.0
 
     def check(self, target) -> None:
@@ -64,4 +67,7 @@ class CFG(GuidanceTerm):
 
     def apply(self, ctx: GuidanceContext, denoised: torch.Tensor, state) -> torch.Tensor:
         uncond = ctx.unconditional
+        formula = getattr(ctx.target, "cfg_formula", None)
+        if formula is not None:  # the model's own cfg function (a ComfyUI patch such as RescaleCFG)
+            return formula(denoised, uncond, self.weight, ctx.x, ctx.sigma, **ctx.extra)
         return uncond + self.weight * (denoised - uncond)

@@ -1,6 +1,6 @@
 """Targets: anything that yields a denoiser D(x, sigma)."""
-from .base import WalkTarget
+from .base import Decoder, WalkTarget
 from .exact import exact_target
 from .mixture import GaussianMixture
 
-__all__ = ["GaussianMixture", "WalkTarget", "exact_target"]
+__all__ = ["Decoder", "GaussianMixture", "WalkTarget", "exact_target"]

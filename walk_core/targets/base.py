@@ -12,6 +12,23 @@ SPACES = ("pixels", "latent", "vector")  # vector: abstract exact targets (e.g. 
 
 
 @dataclass(frozen=True)
+class Decoder:
+    """A differentiable map from a latent target's space to walk-space pictures (a VAE's decoder).
+
+    ``decode(z [B, C, h, w]) -> [B, 3, h * factor, w * factor]`` in [-1, 1]; gradients flow back to z.
+    ``factor`` is pixels per latent cell at the size the decoder works at (8 for Stable Diffusion's VAE; 4
+    when it decodes at half size to save memory).
+    """
+
+    decode: Callable[[torch.Tensor], torch.Tensor]
+    factor: int
+    channels: int = 3
+
+    def pixel_shape(self, latent_shape: Tuple[int, ...]) -> Tuple[int, int, int]:
+        return (self.channels, int(latent_shape[-2]) * self.factor, int(latent_shape[-1]) * self.factor)
+
+
+@dataclass(frozen=True)
 class WalkTarget:
     """An immutable description of a target distribution.
 
@@ -35,6 +52,14 @@ class WalkTarget:
             offset a patch posterior reads as evidence for darker/lighter patches). None = 0.
         energy: where the target has one, ``energy(x [B, *shape]) -> [B]``, the negative log-density up to a
             constant (p(x) proportional to exp(-energy(x))), differentiable in x; None otherwise.
+        paired: ``paired(x, sigma, **extra) -> (conditional, unconditional)`` where the target computes both
+            branches cheaper in one call than in two (a diffusion MODEL batches its prompts); guidance uses it at
+            the evaluations where a term needs the unconditional branch. None = two calls.
+        decoder: for latent targets, the :class:`Decoder` from the latent to walk-space pixels that energy
+            guidance measures through (a VAE); None = pixel energies cannot act on this target.
+        cfg_formula: ``cfg_formula(conditional, unconditional, scale, x, sigma, **extra) -> denoised`` replacing the plain
+            classifier-free guidance formula of the ``cfg`` term (a MODEL patched with a cfg function, such as
+            ComfyUI's RescaleCFG); None = ``u + scale (c - u)``.
     """
 
     name: str
@@ -49,6 +74,9 @@ class WalkTarget:
     info: dict = field(default_factory=dict)
     energy: Optional[Callable[[torch.Tensor], torch.Tensor]] = None  # last: positional construction keeps working
     start_mean: Optional[torch.Tensor] = None
+    paired: Optional[Callable[..., Tuple[torch.Tensor, torch.Tensor]]] = None
+    decoder: Optional["Decoder"] = None
+    cfg_formula: Optional[Callable[..., torch.Tensor]] = None
 
     def __post_init__(self):
         if self.space not in SPACES:

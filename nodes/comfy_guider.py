@@ -1,0 +1,151 @@
+"""A WALK_TARGET (a MODEL target) plus a guidance chain as a ComfyUI GUIDER.
+
+ComfyUI's CFGGuider owns the model's sampling life cycle (loading, prompt preparation, hooks, wrappers);
+``WalkGuider`` subclasses it and replaces only ``predict_noise`` -- one evaluation -- with
+:class:`GuidedPrediction`. Order of one evaluation (documented in the README):
+
+1. the raw predictions: ComfyUI's ``calc_cond_batch`` for the positive prompt, and in the same batch the
+   negative one when an active term needs the unconditional branch (cfg, apg); model patches that act
+   inside the model (attention patches, ControlNet, LoRA hooks, ...) act here;
+2. the model's ``sampler_pre_cfg_function`` patches, on those predictions;
+3. the chain's terms in order; the ``cfg`` term combines with the model's ``sampler_cfg_function`` when a
+   patch installed one (RescaleCFG, ...), its weight as the scale -- the chain never installs one itself, so
+   it never takes that single slot from another node;
+4. the model's ``sampler_post_cfg_function`` patches (PAG, SAG, ...), on the chain's result, with the last
+   active cfg term's weight as ``cond_scale`` (1 when none was active).
+
+Nothing imports ComfyUI at module level: the guider class is built on first use.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import replace
+from typing import Callable, Optional
+
+import torch
+
+from ..walk_core.guidance import GuidanceChain
+from ..walk_core.targets import WalkTarget
+
+
+class GuidedPrediction:
+    """One walk's ``predict_noise``: ComfyUI's predictions through the chain and the model's cfg patches.
+
+    ``calc(model, conds, x, timestep, model_options) -> [cond_pred, uncond_pred]`` is ComfyUI's
+    ``comfy.samplers.calc_cond_batch`` (a stand-in in tests); ``conds`` ({"positive": [...], "negative":
+    [...]}) and ``model`` are the guider's prepared prompts and inner model, given per call.
+    """
+
+    def __init__(self, target: WalkTarget, chain: GuidanceChain, sigma_max: float, sigma_min: float,
+                 calc: Callable):
+        self.calc = calc
+        self.model = None
+        self.conds: dict = {}
+        self.last: dict = {}
+        view = replace(target, denoiser=self._conditional, unconditional=self._unconditional, paired=self._paired,
+                       cfg_formula=self._cfg)
+        self.guided = chain.wrap(view, sigma_max, sigma_min)
+
+    # -- the branches, as the chain asks for them
+    def _raw(self, x, sigma, both: bool, model_options, seed):
+        conds = [self.conds.get("positive"), self.conds.get("negative") if both else None]
+        out = list(self.calc(self.model, conds, x, sigma, model_options))
+        for fn in model_options.get("sampler_pre_cfg_function", []):
+            out = list(fn({"conds": conds, "conds_out": out, "cond_scale": self.last.get("scale", 1.0),
+                           "timestep": sigma, "input": x, "sigma": sigma, "model": self.model,
+                           "model_options": model_options}))
+        self.last["cond"] = out[0]
+        if both:
+            self.last["uncond"] = out[1]
+        return out
+
+    def _conditional(self, x, sigma, model_options=None, seed=None, **_):
+        return self._raw(x, sigma, False, model_options or {}, seed)[0]
+
+    def _paired(self, x, sigma, model_options=None, seed=None, **_):
+        cond, uncond = self._raw(x, sigma, True, model_options or {}, seed)[:2]
+        return cond, uncond
+
+    def _unconditional(self, x, sigma, model_options=None, seed=None, **_):
+        return self._paired(x, sigma, model_options, seed)[1]
+
+    def _cfg(self, cond, uncond, scale, x, sigma, model_options=None, **_):
+        self.last["scale"] = scale
+        fn = (model_options or {}).get("sampler_cfg_function")
+        if fn is None:
+            return uncond + scale * (cond - uncond)
+        conds = self.conds
+        return x - fn({"cond": x - cond, "uncond": x - uncond, "cond_scale": scale, "timestep": sigma, "input": x,
+                       "sigma": sigma, "cond_denoised": cond, "uncond_denoised": uncond, "model": self.model,
+                       "model_options": model_options, "input_cond": conds.get("positive"),
+                       "input_uncond": conds.get("negative")})
+
+    # -- one evaluation
+    def __call__(self, model, conds: dict, x: torch.Tensor, timestep: torch.Tensor, model_options: Optional[dict],
+                 seed=None) -> torch.Tensor:
+        self.model, self.conds, self.last = model, conds, {}
+        model_options = model_options or {}
+        denoised = self.guided(x, timestep, model_options=model_options, seed=seed)
+        post = model_options.get("sampler_post_cfg_function", [])
+        if post:
+            cond = self.last["cond"]
+            uncond = self.last.get("uncond")
+            uncond = torch.zeros_like(cond) if uncond is None else uncond
+            for fn in post:
+                denoised = fn({"denoised": denoised, "cond": conds.get("positive"), "uncond": conds.get("negative"),
+                               "cond_scale": self.last.get("scale", 1.0), "model": model, "uncond_denoised": uncond,
+                               "cond_denoised": cond, "sigma": timestep, "model_options": model_options,
+                               "input": x})
+        return denoised
+
+
+def walk_range(sigmas: torch.Tensor) -> tuple:
+    """(sigma_max, sigma_min) of a ComfyUI schedule: its first and its last non-zero value."""
+    values = [float(s) for s in sigmas.reshape(-1) if float(s) > 0]
+    if not values:
+        raise ValueError("WalkGuider: the SIGMAS hold no positive noise level; expected a schedule such as "
+                         "BasicScheduler's")
+    return max(values), min(values)
+
+
+@functools.lru_cache(maxsize=None)
+def guider_class():
+    """``WalkGuider``: ComfyUI's CFGGuider with the chain's prediction (built on first use, inside ComfyUI)."""
+    import comfy.samplers  # noqa: PLC0415  (only present inside ComfyUI)
+
+    class WalkGuider(comfy.samplers.CFGGuider):
+        def __init__(self, model_patcher, target: WalkTarget, chain: GuidanceChain):
+            super().__init__(model_patcher)
+            self.target, self.chain = target, chain
+            self.prediction: Optional[GuidedPrediction] = None
+
+        def sample(self, noise, latent_image, sampler, sigmas, denoise_mask=None, callback=None,
+                   disable_pbar=False, seed=None):
+            hi, lo = walk_range(sigmas)
+            target = replace(self.target, shape=tuple(noise.shape[1:]))
+            self.chain.check(target)
+            self.prediction = GuidedPrediction(target, self.chain, hi, lo, comfy.samplers.calc_cond_batch)
+            try:
+                return super().sample(noise, latent_image, sampler, sigmas, denoise_mask=denoise_mask,
+                                      callback=callback, disable_pbar=disable_pbar, seed=seed)
+            finally:
+                self.prediction = None
+
+        def predict_noise(self, x, timestep, model_options={}, seed=None):  # noqa: B006  (ComfyUI's signature)
+            return self.prediction(self.inner_model, self.conds, x, timestep, model_options, seed)
+
+    return WalkGuider
+
+
+def make_guider(target: WalkTarget, chain: GuidanceChain):
+    """A ComfyUI GUIDER walking ``target`` (a MODEL target) under ``chain``."""
+    from .comfy_model import source_of  # noqa: PLC0415
+
+    source = source_of(target)
+    if source is None:
+        raise ValueError(f"WalkGuider: target {target.name!r} is not a MODEL target; a GUIDER drives a ComfyUI "
+                         "MODEL (TargetDistributionModel). Pixel targets walk in WalkSampler")
+    chain.check(target)
+    guider = guider_class()(source.model, target, chain)
+    guider.set_conds(source.positive, source.negative)
+    return guider
