@@ -2,6 +2,8 @@
 
     .venv/bin/python scripts/make_workflows.py            # all of them
     .venv/bin/python scripts/make_workflows.py default    # one
+    .venv/bin/python scripts/make_workflows.py --server http://127.0.0.1:8188   # workflows/comfyui/ (needs a
+        # running ComfyUI for its own nodes' declarations; their thumbnails are diagrams of the graph)
 
 Widgets are laid out the way the editor saves them: required then optional inputs in declared order, socket
 inputs left out, "fixed" after every seed widget. Each workflow is then run headless at full size and its
@@ -24,7 +26,7 @@ if "rwalk" not in sys.modules:
 
 from PIL import Image  # noqa: E402
 
-from rwalk.nodes import NODE_CLASS_MAPPINGS  # noqa: E402
+from rwalk.nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS  # noqa: E402
 from rwalk.walk_core.runner import IO_NODE_CLASSES, RunnerPaths, load_workflow, run_workflow  # noqa: E402
 
 TABLE = {**NODE_CLASS_MAPPINGS, **IO_NODE_CLASSES}
@@ -65,14 +67,15 @@ def ui_node(node_id: int, kind: str, pos, widgets=None, links_in=None, size=(340
             inputs.append(entry)
     if widgets or links_in:
         raise ValueError(f"{kind}: unknown inputs {sorted(widgets) + sorted(links_in)}")
-    names = getattr(cls, "RETURN_NAMES", cls.RETURN_TYPES)
+    names = getattr(cls, "RETURN_NAMES", None) or cls.RETURN_TYPES
     outputs = [{"name": n, "type": t, "links": [], "slot_index": i} for i, (n, t) in enumerate(zip(names, cls.RETURN_TYPES))]
     return {"id": node_id, "type": kind, "pos": list(pos), "size": list(size), "flags": {}, "order": 0, "mode": 0,
             "inputs": inputs, "outputs": outputs, "properties": {"Node name for S&R": kind}, "widgets_values": values}
 
 
-def workflow(title: str, nodes: list, wires: list) -> dict:
-    """``nodes``: (id, kind, pos, widgets); ``wires``: (from id, output slot, to id, input name)."""
+def workflow(title: str, nodes: list, wires: list, stack: bool = False) -> dict:
+    """``nodes``: (id, kind, pos, widgets); ``wires``: (from id, output slot, to id, input name). ``stack``: size
+    nodes by their slots and widgets and stack each column (nodes of the same x) in the given order."""
     built = {n[0]: None for n in nodes}
     links, links_in = [], {}
     for link_id, (src, slot, dst, name) in enumerate(wires, start=1):
@@ -81,6 +84,17 @@ def workflow(title: str, nodes: list, wires: list) -> dict:
     for node_id, kind, pos, widgets in nodes:
         built[node_id] = ui_node(node_id, kind, pos, dict(widgets), links_in.get(node_id, {}),
                                  size=(300, 160) if kind == "Note" else (340, 300))
+        if stack and kind != "Note":  # the height the editor draws: slots, then widgets (a text box is taller)
+            node = built[node_id]
+            texts = sum(isinstance(v, str) and len(v) > 30 for v in node["widgets_values"])
+            slots = max(len(node["inputs"]), len(node["outputs"]))
+            node["size"] = [340, 36 + 22 * slots + 26 * len(node["widgets_values"]) + 70 * texts]
+    if stack:  # each column (same x) from the top in the given order, 40 apart
+        tops = {}
+        for node in built.values():
+            x = node["pos"][0]
+            node["pos"][1] = tops.get(x, 40)
+            tops[x] = node["pos"][1] + node["size"][1] + 40
     table = []
     for link_id, src, slot, dst, name in links:
         out = built[src]["outputs"][slot]
@@ -175,6 +189,129 @@ WORKFLOWS = {
     ], [(1, 0, 2, "target"), (4, 0, 2, "guidance"), (2, 0, 3, "images")]),
 }
 
+CHECKPOINT = "v1-5-pruned-emaonly.safetensors"  # the usual SD1.5 file name; pick yours in the editor
+
+
+def sd_base(prompt: str, negative: str = "blurry, low quality, deformed", **target):
+    """Checkpoint loader, two prompts and the MODEL target (nodes 1-4), and their wires."""
+    nodes = [
+        (1, "CheckpointLoaderSimple", (40, 80), {"ckpt_name": CHECKPOINT}),
+        (2, "CLIPTextEncode", (420, 40), {"text": prompt}),
+        (3, "CLIPTextEncode", (420, 300), {"text": negative}),
+        (4, "TargetDistributionModel", (800, 80), target),
+    ]
+    wires = [(1, 1, 2, "clip"), (1, 1, 3, "clip"), (1, 0, 4, "model"), (2, 0, 4, "positive"), (3, 0, 4, "negative"),
+             (1, 2, 4, "vae")]
+    return nodes, wires
+
+
+def sd_workflow(title, prompt, extra_nodes, extra_wires, **target):
+    nodes, wires = sd_base(prompt, **target)
+    return workflow(title, nodes + extra_nodes, wires + extra_wires, stack=True)
+
+
+SD_SAMPLER = sampler(walk="edm", churn=40.0, steps=25, seed=7, width=512, height=512, trajectory_every=0)
+
+# Workflows that need ComfyUI and a Stable Diffusion checkpoint (workflows/comfyui/); thumbnails are diagrams.
+COMFY_WORKFLOWS = {
+    "sd_text_to_image_walk": lambda: sd_workflow(
+        "Random walk on a Stable Diffusion checkpoint: text to image", "a lighthouse on a cliff at sunset, oil "
+        "painting, dramatic sky", [
+            (5, "GuidanceStepCFG", (800, 420), {"weight": 7.0}),
+            (6, "WalkSampler", (1180, 80), SD_SAMPLER),
+            (7, "SaveImage", (1560, 80), {"filename_prefix": "sd_walk"}),
+        ], [(5, 0, 6, "guidance"), (4, 0, 6, "target"), (6, 0, 7, "images")]),
+    "sd_style_guided": lambda: sd_workflow(
+        "Random walk on a Stable Diffusion checkpoint: style-guided text to image", "a quiet harbour town at "
+        "dawn", [
+            (5, "GuidanceStepCFG", (800, 420), {"weight": 7.0}),
+            (8, "ReferenceImage", (40, 420), {"reference": "stained_glass", "width": 256, "height": 256,
+                                              "seed": 0}),
+            (9, "StyleEncoder", (420, 560), {}),
+            (10, "GuidanceStepEnergy", (800, 620), {"energy": "style", "weight": 1.0, "steps": 1,
+                                                   "start_percent": 0.0, "end_percent": 0.8}),
+            (11, "Note", (40, 760), {"text": "The style term decodes x-hat-0 with the VAE (at half size: "
+                                             "decode_scale 1/2 on the target) and steps the latent down the "
+                                             "style distance's gradient. Use your own style picture: replace "
+                                             "Reference Image with Load Image."}),
+            (6, "WalkSampler", (1180, 80), SD_SAMPLER),
+            (7, "SaveImage", (1560, 80), {"filename_prefix": "sd_style"}),
+        ], [(8, 0, 9, "images"), (9, 0, 10, "style"), (5, 0, 10, "guidance"), (10, 0, 6, "guidance"),
+            (4, 0, 6, "target"), (6, 0, 7, "images")], decode_scale="1/2"),
+    "sd_img2img_walk": lambda: sd_workflow(
+        "Random walk on a Stable Diffusion checkpoint: image to image", "an impressionist landscape, thick "
+        "brush strokes", [
+            (8, "ReferenceImage", (40, 420), {"reference": "painting", "width": 512, "height": 512, "seed": 0}),
+            (9, "VAEEncode", (420, 560), {}),
+            (11, "Note", (40, 760), {"text": "Use your own picture: replace Reference Image with Load Image. "
+                                             "denoise sets how much of the walk runs from it (0.3 keeps most, "
+                                             "0.9 little). A mask from Set Latent Noise Mask is respected."}),
+            (5, "GuidanceStepCFG", (800, 420), {"weight": 6.0}),
+            (6, "WalkSampler", (1180, 80), {**SD_SAMPLER, "denoise": 0.6}),
+            (7, "SaveImage", (1560, 80), {"filename_prefix": "sd_img2img"}),
+        ], [(8, 0, 9, "pixels"), (1, 2, 9, "vae"), (9, 0, 6, "init_latent"), (5, 0, 6, "guidance"),
+            (4, 0, 6, "target"), (6, 0, 7, "images")]),
+    "sd_walk_as_sampler": lambda: sd_workflow(
+        "Random walk inside SamplerCustomAdvanced: our walk as SAMPLER, our chain as GUIDER", "a red fox in "
+        "fresh snow, photograph", [
+            (5, "GuidanceStepCFG", (800, 420), {"weight": 6.0}),
+            (12, "RandomNoise", (40, 420), {"noise_seed": 11}),
+            (13, "BasicScheduler", (40, 580), {"scheduler": "karras", "steps": 25}),
+            (14, "EmptyLatentImage", (40, 760), {"width": 512, "height": 512}),
+            (15, "WalkSamplerSelect", (420, 560), {"walk": "edm"}),
+            (16, "CFGGuider", (420, 800), {"cfg": 6.0}),
+            (17, "SamplerCustomAdvanced", (1180, 80), {}),
+            (18, "VAEDecode", (1560, 80), {}),
+            (19, "SaveImage", (1940, 80), {"filename_prefix": "walk_as_sampler"}),
+            (20, "WalkGuider", (800, 620), {}),
+            (21, "KSamplerSelect", (800, 800), {"sampler_name": "euler_ancestral"}),
+            (22, "SamplerCustomAdvanced", (1180, 480), {}),
+            (23, "VAEDecode", (1560, 480), {}),
+            (24, "SaveImage", (1940, 480), {"filename_prefix": "walk_guider"}),
+        ], [(1, 0, 13, "model"), (1, 0, 16, "model"), (2, 0, 16, "positive"), (3, 0, 16, "negative"),
+            (12, 0, 17, "noise"), (16, 0, 17, "guider"), (15, 0, 17, "sampler"), (13, 0, 17, "sigmas"),
+            (14, 0, 17, "latent_image"), (17, 0, 18, "samples"), (1, 2, 18, "vae"), (18, 0, 19, "images"),
+            (4, 0, 20, "target"), (5, 0, 20, "guidance"),
+            (12, 0, 22, "noise"), (20, 0, 22, "guider"), (21, 0, 22, "sampler"), (13, 0, 22, "sigmas"),
+            (14, 0, 22, "latent_image"), (22, 0, 23, "samples"), (1, 2, 23, "vae"), (23, 0, 24, "images")]),
+}
+
+
+def diagram(path: Path) -> Path:
+    """A thumbnail for a workflow that needs a checkpoint: its graph drawn (pack nodes blue, ComfyUI's grey)."""
+    from PIL import ImageDraw  # noqa: PLC0415
+
+    data = json.loads(path.read_text())
+    nodes = {n["id"]: n for n in data["nodes"]}
+    header = 44  # title band in pixels
+    x0 = min(n["pos"][0] for n in nodes.values()) - 20
+    y0 = min(n["pos"][1] for n in nodes.values()) - 20
+    x1 = max(n["pos"][0] + n["size"][0] for n in nodes.values()) + 20
+    y1 = max(n["pos"][1] + n["size"][1] for n in nodes.values()) + 20
+    scale = 720 / (x1 - x0)
+    img = Image.new("RGB", (720, header + round((y1 - y0) * scale)), (30, 30, 34))
+    draw = ImageDraw.Draw(img)
+    box = {i: [(n["pos"][0] - x0) * scale, header + (n["pos"][1] - y0) * scale,
+               (n["pos"][0] + n["size"][0] - x0) * scale, header + (n["pos"][1] + n["size"][1] - y0) * scale]
+           for i, n in nodes.items()}
+    for _, src, _, dst, _, _ in data["links"]:
+        a, b = box[src], box[dst]
+        draw.line([(a[2], (a[1] + a[3]) / 2), (b[0], (b[1] + b[3]) / 2)], fill=(200, 170, 80), width=2)
+    for i, n in nodes.items():
+        ours = n["type"] in NODE_CLASS_MAPPINGS
+        colour = (52, 92, 150) if ours else ((80, 80, 60) if n["type"] == "Note" else (70, 70, 78))
+        draw.rectangle(box[i], fill=colour, outline=(220, 220, 220))
+        label = NODE_DISPLAY_NAME_MAPPINGS.get(n["type"], n["type"])
+        chars = max(4, int((box[i][2] - box[i][0] - 8) / 6))
+        for row, start in enumerate(range(0, min(len(label), 3 * chars), chars)):
+            draw.text((box[i][0] + 4, box[i][1] + 4 + 11 * row), label[start:start + chars], fill=(240, 240, 240))
+    draw.text((8, 6), data["extra"]["title"][:110], fill=(240, 240, 240))
+    draw.text((8, 22), "needs ComfyUI and a Stable Diffusion checkpoint (blue: this pack's nodes)", fill=(200, 200, 120))
+    out = path.with_suffix(".jpg")
+    img.save(out, quality=90)
+    return out
+
+
 # Folder of trained own models (``--models DIR``): copied into each run's model folder so that a workflow's Train
 # Walk Model finds its model already trained and the thumbnail costs no training.
 TRAINED = {}
@@ -204,6 +341,18 @@ def main(names):
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if names and names[0] == "--models":
         TRAINED["dir"], names = names[1], names[2:]
+    if names and names[0] == "--server":  # ComfyUI's own nodes, declared as the server declares them
+        from rwalk.walk_core.runner.remote import server_node_table  # noqa: PLC0415
+
+        server, names = names[1], names[2:]
+        TABLE.update({k: v for k, v in server_node_table(server).items() if k not in TABLE})
+        folder = ROOT / "workflows" / "comfyui"
+        folder.mkdir(exist_ok=True)
+        for name in names or COMFY_WORKFLOWS:
+            path = folder / f"{name}.json"
+            path.write_text(json.dumps(COMFY_WORKFLOWS[name](), indent=1) + "\n")
+            log.info("wrote %s and %s", path.relative_to(ROOT), diagram(path).relative_to(ROOT))
+        return
     for name in names or WORKFLOWS:
         path = ROOT / "workflows" / f"{name}.json"
         path.write_text(json.dumps(WORKFLOWS[name](), indent=1) + "\n")

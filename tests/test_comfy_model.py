@@ -88,6 +88,8 @@ def test_model_target_takes_its_facts_from_the_model():
     assert tgt.space == "latent" and tuple(tgt.shape) == (4, 64, 64)  # 512 px default / 8
     assert tgt.sigma_min == pytest.approx(0.0292) and tgt.sigma_max == pytest.approx(14.6146)
     assert tuple(tgt.at_size(96, 64).shape) == (4, 8, 12)
+    assert tuple(tgt.at_size(64, 64).shape) == (4, 8, 8)  # pixels, not latent cells, are compared
+    assert tgt.at_size(512, 512) is tgt
     with pytest.raises(ValueError, match="width=100 px; expected a multiple of 8"):
         tgt.at_size(100, 64)
     flow, _ = target("flow")

@@ -1,10 +1,13 @@
 """Inside a real ComfyUI (opt-in): the pack loads, its nodes are listed, every shipped workflow runs.
 
 Set ``WALK_COMFYUI`` to a ComfyUI checkout (and ``WALK_COMFYUI_PYTHON`` to its interpreter when it is
-not ``<checkout>/venv/bin/python``). The test starts ComfyUI on loopback with ``--base-directory`` in a
-temporary folder whose ``custom_nodes/`` links to this pack (the checkout is not touched), queues every
-file of workflows/ through ``cli.py run --server`` at small sizes, and stops the server. Without the
-variable the test is skipped: the same workflows run headless in test_workflows.py.
+not ``<checkout>/venv/bin/python``). The test makes a random-weight SD1.5-family checkpoint with ComfyUI's own
+code (tests/comfyui_checkpoint.py) in a temporary folder, starts ComfyUI on loopback with ``--base-directory``
+in that folder, whose ``custom_nodes/`` links to this pack (the checkout is not touched), queues every file of
+workflows/ and workflows/comfyui/ through ``cli.py run --server`` at small sizes, walks the checkpoint under
+every prediction type and with ComfyUI's own model patches, checks that an interrupt stops a walk within a
+step, and stops the server. Nothing it creates is kept. Without the variable the test is skipped: the
+weight-free workflows run headless in test_workflows.py, the MODEL adapters on stand-ins in test_comfy_model.py.
 """
 from __future__ import annotations
 
@@ -18,13 +21,15 @@ from pathlib import Path
 
 import pytest
 
-from test_workflows import ROOT, WORKFLOWS, load_cli, node_table, small
+from test_workflows import COMFY_WORKFLOWS, ROOT, WORKFLOWS, load_cli, node_table, small
 from rwalk.nodes import NODE_CLASS_MAPPINGS
 from rwalk.walk_core.runner import load_workflow
+from rwalk.walk_core.runner.remote import server_node_table
 
 CHECKOUT = os.environ.get("WALK_COMFYUI")
 pytestmark = pytest.mark.skipif(not CHECKOUT, reason="set WALK_COMFYUI to a ComfyUI checkout to run")
 PACK_NODES = tuple(NODE_CLASS_MAPPINGS)  # every node of the pack
+CHECKPOINT = "random_sd15.safetensors"
 
 
 def _free_port() -> int:
@@ -39,6 +44,10 @@ def comfyui(tmp_path_factory):
     python = os.environ.get("WALK_COMFYUI_PYTHON") or str(checkout / "venv" / "bin" / "python")
     base = tmp_path_factory.mktemp("comfy_base")
     (base / "custom_nodes").mkdir()
+    made = subprocess.run([python, str(ROOT / "tests" / "comfyui_checkpoint.py"), "--comfyui", str(checkout),
+                           "--out", str(base / "models" / "checkpoints" / CHECKPOINT)],
+                          capture_output=True, text=True, timeout=600)
+    assert made.returncode == 0, made.stderr[-3000:]
     (base / "custom_nodes" / "comfyui-random-walk").symlink_to(ROOT, target_is_directory=True)
     port = _free_port()
     log = open(base / "comfyui.log", "w")
@@ -93,3 +102,107 @@ def test_workflow_runs_inside_comfyui(comfyui, path, tmp_path, capsys):
     assert load_cli().main(args) == 0
     saved = [Path(p) for p in capsys.readouterr().out.split()]
     assert saved and all(p.is_file() and p.stat().st_size > 0 for p in saved)
+
+
+# -- MODEL targets on a random-weight SD1.5-family checkpoint -------------------------------------------------
+def small_sd(api: dict) -> list[str]:
+    """--set overrides: the test checkpoint, 64 x 64 pictures, 3 steps."""
+    sets = small(api)
+    for node_id, node in api.items():
+        kind = node["class_type"]
+        if kind == "CheckpointLoaderSimple":
+            sets.append(f"{node_id}.ckpt_name={CHECKPOINT}")
+        if kind in ("WalkSampler", "EmptyLatentImage", "ReferenceImage"):
+            sets += [f"{node_id}.width=64", f"{node_id}.height=64"]
+        if kind == "BasicScheduler":
+            sets.append(f"{node_id}.steps=3")
+    return sets
+
+
+@pytest.mark.parametrize("path", COMFY_WORKFLOWS, ids=lambda p: p.stem)
+def test_sd_workflow_runs_inside_comfyui(comfyui, path, tmp_path, capsys):
+    url, info, _ = comfyui
+    api, _ = load_workflow(path, server_node_table(url))  # every node known to the server: none missing
+    assert {n["class_type"] for n in api.values()} <= set(info)
+    args = ["run", str(path), "--server", url, "--output-dir", str(tmp_path)]
+    for override in small_sd(api):
+        args += ["--set", override]
+    assert load_cli().main(args) == 0
+    saved = [Path(p) for p in capsys.readouterr().out.split()]
+    expected = sum(n["class_type"] == "SaveImage" for n in api.values())
+    assert len(saved) >= expected and all(p.is_file() and p.stat().st_size > 0 for p in saved)
+
+
+def _queue(url: str, prompt: dict) -> str:
+    req = urllib.request.Request(f"{url}/prompt", data=json.dumps({"prompt": prompt}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    return json.loads(urllib.request.urlopen(req, timeout=30).read())["prompt_id"]
+
+
+def _wait(url: str, prompt_id: str, timeout: float = 300.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        history = json.loads(urllib.request.urlopen(f"{url}/history/{prompt_id}", timeout=30).read())
+        if prompt_id in history and history[prompt_id].get("status", {}).get("completed") is not None:
+            return history[prompt_id]
+        time.sleep(0.05)
+    pytest.fail(f"prompt {prompt_id} did not finish in {timeout} s")
+
+
+def _walk_prompt(patches: list, steps: int = 3, size: int = 64, seed: int = 0) -> dict:
+    """Checkpoint -> patches (class, inputs) in order -> MODEL target -> CFG 5 -> WalkSampler -> SaveImage."""
+    prompt = {"1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": CHECKPOINT}},
+              "2": {"class_type": "CLIPTextEncode", "inputs": {"text": "a lighthouse", "clip": ["1", 1]}},
+              "3": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["1", 1]}}}
+    model = ["1", 0]
+    for i, (kind, inputs) in enumerate(patches):
+        prompt[f"p{i}"] = {"class_type": kind, "inputs": {"model": model, **inputs}}
+        model = [f"p{i}", 0]
+    walker = {name: spec[1].get("default", spec[0][0] if isinstance(spec[0], list) else None)
+              for name, spec in NODE_CLASS_MAPPINGS["WalkSampler"].INPUT_TYPES()["required"].items()}
+    walker.update({"target": ["4", 0], "guidance": ["5", 0], "steps": steps, "width": size, "height": size,
+                   "seed": seed, "trajectory_every": 0})
+    prompt.update({
+        "4": {"class_type": "TargetDistributionModel", "inputs": {"model": model, "positive": ["2", 0],
+                                                                  "negative": ["3", 0], "vae": ["1", 2]}},
+        "5": {"class_type": "GuidanceStepCFG", "inputs": {"weight": 5.0, "start_percent": 0.0, "end_percent": 1.0,
+                                                          "schedule": "constant"}},
+        "6": {"class_type": "WalkSampler", "inputs": walker},
+        "7": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": "walk_test"}},
+    })
+    return prompt
+
+
+PATCHES = {
+    "eps": [],
+    "v_prediction": [("ModelSamplingDiscrete", {"sampling": "v_prediction", "zsnr": False})],
+    "edm": [("ModelSamplingContinuousEDM", {"sampling": "edm", "sigma_max": 80.0, "sigma_min": 0.002})],
+    "flow": [("ModelSamplingSD3", {"shift": 3.0})],
+    "rescale_cfg_and_pag": [("RescaleCFG", {"multiplier": 0.7}), ("PerturbedAttentionGuidance", {"scale": 2.0})],
+}
+
+
+@pytest.mark.parametrize("name", PATCHES)
+def test_walk_runs_under_every_prediction_type_and_model_patch(comfyui, name):
+    url, _, _ = comfyui
+    result = _wait(url, _queue(url, _walk_prompt(PATCHES[name])))
+    assert result["status"]["status_str"] == "success", result["status"]
+    assert result["outputs"]["7"]["images"]
+
+
+def test_interrupt_stops_a_walk_within_one_step(comfyui):
+    url, _, _ = comfyui
+    short = _wait(url, _queue(url, _walk_prompt([], steps=4, size=256, seed=1)))
+    assert short["status"]["status_str"] == "success"
+    started, ended = (m[1]["timestamp"] / 1000 for m in short["status"]["messages"]
+                      if m[0] in ("execution_start", "execution_success"))
+    per_step = (ended - started) / 4  # an upper bound: loading and decoding are counted too
+    prompt_id = _queue(url, _walk_prompt([], steps=400, size=256, seed=2))
+    time.sleep(max(3.0, 5 * per_step))  # well into the walk
+    sent = time.monotonic()
+    urllib.request.urlopen(urllib.request.Request(f"{url}/interrupt", data=b"{}", method="POST"), timeout=30)
+    result = _wait(url, prompt_id)
+    stopped = time.monotonic() - sent
+    kinds = [m[0] for m in result["status"]["messages"]]
+    assert "execution_interrupted" in kinds, kinds
+    assert stopped <= per_step + 1.0, (stopped, per_step)

@@ -14,6 +14,7 @@ from rwalk.walk_core.runner import IO_NODE_CLASSES, RunnerPaths, load_workflow, 
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = sorted((ROOT / "workflows").glob("*.json"))
+COMFY_WORKFLOWS = sorted((ROOT / "workflows" / "comfyui").glob("*.json"))  # need ComfyUI and a checkpoint
 
 
 def load_cli():
@@ -88,3 +89,32 @@ def test_default_workflow_through_the_cli(tmp_path, capsys):
     assert load_cli().main(args) == 0
     printed = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
     assert printed and all(Path(p).is_file() and p.endswith(".png") for p in printed)
+
+
+def test_the_comfyui_workflows_of_the_model_issue_exist():
+    names = {p.stem for p in COMFY_WORKFLOWS}
+    assert {"sd_text_to_image_walk", "sd_style_guided", "sd_img2img_walk", "sd_walk_as_sampler"} <= names
+
+
+@pytest.mark.parametrize("path", COMFY_WORKFLOWS, ids=lambda p: p.stem)
+def test_comfyui_workflow_is_ui_format_and_headless_names_the_nodes_it_needs(path):
+    """They open in the editor (run in test_comfyui_integration.py); headless they fail at once, before any work,
+    naming ComfyUI's nodes they use and pointing at --server."""
+    from rwalk.nodes import NODE_CLASS_MAPPINGS
+    from rwalk.walk_core.runner import WorkflowError
+
+    data = json.loads(path.read_text())
+    assert "nodes" in data and "links" in data
+    assert path.with_suffix(".jpg").is_file(), f"{path.name} needs a .jpg thumbnail beside it"
+    kinds = {n["type"] for n in data["nodes"]} - {"Note", "MarkdownNote"}
+    assert "CheckpointLoaderSimple" in kinds and kinds & set(NODE_CLASS_MAPPINGS)
+    for node in data["nodes"]:  # the pack's nodes hold exactly their declared widgets
+        if node["type"] in NODE_CLASS_MAPPINGS:
+            declared = NODE_CLASS_MAPPINGS[node["type"]].INPUT_TYPES()
+            specs = [spec for sec in ("required", "optional") for spec in declared.get(sec, {}).values()]
+            widgets = [spec for spec in specs
+                       if isinstance(spec[0], (list, tuple)) or spec[0] in ("INT", "FLOAT", "STRING", "BOOLEAN")]
+            seeds = sum(bool(spec[1].get("control_after_generate")) for spec in widgets if len(spec) > 1)
+            assert len(node["widgets_values"]) == len(widgets) + seeds, node["type"]
+    with pytest.raises(WorkflowError, match="CheckpointLoaderSimple.*--server"):
+        load_workflow(path, node_table())

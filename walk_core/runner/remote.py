@@ -55,6 +55,7 @@ def server_node_table(server: str) -> dict:
         table[name] = type(name, (), {
             "INPUT_TYPES": classmethod(lambda cls, d=declared: d),
             "RETURN_TYPES": tuple(t if isinstance(t, str) else "COMBO" for t in node.get("output", [])),
+            "RETURN_NAMES": tuple(node.get("output_name") or ()) or None,
             "OUTPUT_NODE": bool(node.get("output_node")),
             "FUNCTION": "remote",
             "CATEGORY": node.get("category", ""),

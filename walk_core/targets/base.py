@@ -91,8 +91,10 @@ class WalkTarget:
         return self.resize is not None
 
     def at_size(self, width: int, height: int) -> "WalkTarget":
-        """This target at ``width`` x ``height`` (itself when the size is fixed or already matches)."""
-        if self.resize is None or tuple(self.shape[-2:]) == (height, width):
+        """This target at ``width`` x ``height`` pixels (itself when the size is fixed or already matches; a latent
+        target's ``info['pixels_per_latent']`` converts its shape to pixels)."""
+        factor = self.info.get("pixels_per_latent", 1) if isinstance(self.info, dict) else 1  # latent targets
+        if self.resize is None or tuple(int(n) * factor for n in self.shape[-2:]) == (height, width):
             return self
         return self.resize(width, height)
 
