@@ -145,6 +145,12 @@ def make_guider(target: WalkTarget, chain: GuidanceChain):
     if source is None:
         raise ValueError(f"WalkGuider: target {target.name!r} is not a MODEL target; a GUIDER drives a ComfyUI "
                          "MODEL (TargetDistributionModel). Pixel targets walk in WalkSampler")
+    for term in chain.terms:
+        guide = getattr(term, "guide", None)
+        if guide is not None and source_of(guide) is not None:
+            raise ValueError(f"GuidanceStep ({term.kind}): guide {guide.name!r} is a ComfyUI MODEL target; guiding a "
+                             "MODEL with a second MODEL is not supported (ComfyUI samples one model per guider) -- "
+                             "use CFG or APG with the prompts")
     chain.check(target)
     guider = guider_class()(source.model, target, chain)
     guider.set_conds(source.positive, source.negative)

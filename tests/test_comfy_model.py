@@ -305,3 +305,12 @@ def test_the_decoder_works_on_weights_loaded_under_inference_mode():
         moved = term.apply(type("C", (), {"target": tgt})(), torch.randn(1, 4, 2, 2), term.start(tgt))
     assert bool(torch.isfinite(moved).all())
     assert vae.first_stage_model.rgb.weight.is_inference()  # ComfyUI's own module is left as it was
+
+
+def test_autoguidance_by_a_second_model_is_refused_before_sampling(fake_comfy):
+    from rwalk.walk_core.guidance.cfg_family import Autoguidance
+
+    tgt, _ = target("eps")
+    weak, _ = target("eps")
+    with pytest.raises(ValueError, match="second MODEL is not supported"):
+        NODE_CLASS_MAPPINGS["WalkGuider"]().make(tgt, GuidanceChain().plus(Autoguidance(guide=weak)))
