@@ -1,6 +1,7 @@
 """A trained model as a WALK_TARGET: its denoiser in pixel space, with CFG branches for class-conditional models."""
 from __future__ import annotations
 
+import copy
 from typing import Optional
 
 import torch
@@ -26,6 +27,17 @@ def _denoiser(model: EDMDenoiser, label: Optional[int], device: torch.device):
     return denoise
 
 
+def circular(model: EDMDenoiser) -> EDMDenoiser:
+    """A copy of ``model`` whose padded convolutions wrap around (periodic boundaries): its pictures tile. The
+    network is fully convolutional apart from global attention and group norms, which see the whole picture
+    either way."""
+    wrapped = copy.deepcopy(model)
+    for module in wrapped.modules():
+        if isinstance(module, torch.nn.Conv2d) and any(p > 0 for p in module.padding):
+            module.padding_mode = "circular"
+    return wrapped
+
+
 def model_target(model: ModelFile | EDMDenoiser, size: Optional[int] = None, class_name: str = "",
                  device: Optional[torch.device | str] = None, name: str = "model") -> WalkTarget:
     """A pixel-space target from a trained denoiser (fully convolutional: any size that is a multiple of
@@ -37,7 +49,7 @@ def model_target(model: ModelFile | EDMDenoiser, size: Optional[int] = None, cla
     device = torch.device(device) if device is not None else next(denoiser.parameters()).device
     denoiser = denoiser.to(device).eval()
     who = f"TargetDistributionCheckpoint ({name})"
-    label, unconditional = None, None
+    label = None  # a class: the target is that class, with the "no class" prediction as its CFG branch
     class_name = (class_name or "").strip()
     if class_name:
         if not model.classes:
@@ -45,17 +57,26 @@ def model_target(model: ModelFile | EDMDenoiser, size: Optional[int] = None, cla
         if class_name not in model.classes:
             raise ValueError(f"{who}: class={class_name!r} is not one of the model's classes: {', '.join(model.classes)}")
         label = model.classes.index(class_name)
-        unconditional = _denoiser(denoiser, None, device)
     if size is None:
         size = int(model.training.get("config", {}).get("size", 64))
 
-    def at(width: int, height: int) -> WalkTarget:
+    periodic = {}
+
+    def at(width: int, height: int, tiled: bool = False) -> WalkTarget:
         denoiser.check_size(height, width, who)
+        net = denoiser
+        if tiled:
+            if "net" not in periodic:
+                periodic["net"] = circular(denoiser)
+            net = periodic["net"]
         return WalkTarget(
-            name=f"{name}{f' [{class_name}]' if class_name else ''}", denoiser=_denoiser(denoiser, label, device),
+            name=f"{name}{f' [{class_name}]' if class_name else ''}{' (tiled)' if tiled else ''}",
+            denoiser=_denoiser(net, label, device),
             space="pixels", sigma_min=SIGMA_MIN, sigma_max=SIGMA_MAX, shape=(config.channels, height, width),
-            resize=at, unconditional=unconditional,
+            resize=lambda w, h: at(w, h, tiled),
+            unconditional=None if label is None else _denoiser(net, None, device),
+            tiled=lambda: at(width, height, True),
             info={"source": str(model.path or name), "classes": list(model.classes), "class": class_name,
-                  "architecture": config.to_json(), "trained_steps": model.training.get("steps")})
+                  "architecture": config.to_json(), "trained_steps": model.training.get("steps"), "tiled": tiled})
 
     return at(size, size)

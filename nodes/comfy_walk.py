@@ -17,8 +17,8 @@ import torch
 
 from ..walk_core import GuidanceChain, WalkRequest
 from ..walk_core.bridge import walk_sampler_function
-from ..walk_core.noise import ItemNoise, item_seeds
-from ..walk_core.sample import validate, walk_sigmas
+from ..walk_core.noise import item_seeds
+from ..walk_core.sample import request_noise, validate, walk_sigmas
 from ..walk_core.targets import WalkTarget
 from ..walk_core.trajectory import Trajectory
 from .comfy_guider import make_guider
@@ -85,7 +85,7 @@ def walk_model(target: WalkTarget, request: WalkRequest, chain: GuidanceChain,
     denoise = request.denoise if init_latent is not None else 1.0
     sigmas = walk_sigmas(replace(request, denoise=denoise), target)
     seeds = item_seeds(request.seed, request.batch_size)
-    noise = ItemNoise(seeds)
+    noise = request_noise(request, seeds)
     initial = noise.randn(tuple(latent_image.shape))  # CPU, per item: item i equals a run with seed + i
     sampler = comfy.samplers.KSAMPLER(walk_sampler_function(request.walk, request.options, noise=noise))
     guider = make_guider(target, chain)
@@ -105,6 +105,9 @@ def walk_model(target: WalkTarget, request: WalkRequest, chain: GuidanceChain,
                             disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=request.seed)
     samples = samples.to(comfy.model_management.intermediate_device()).float()
     out.update({"samples": samples, "seeds": list(seeds)})
+    if request.noise_share > 0:
+        out.update(noise_share=request.noise_share,
+                   share_seed=request.seed if request.share_seed < 0 else request.share_seed)
     image = to_image(source, samples)
     frames = trajectory.denoised_frames()
     if frames is None:  # trajectory_every 0: the last x-hat-0 is the result itself (no second decode)

@@ -13,3 +13,15 @@ def image_to_walk(image: torch.Tensor, who: str = "image") -> torch.Tensor:
 
 def walk_to_image(x: torch.Tensor) -> torch.Tensor:
     return ((x.float().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).contiguous().cpu()
+
+
+def mask_to_walk(mask: torch.Tensor, size, who: str = "mask") -> torch.Tensor:
+    """ComfyUI MASK ([H, W] or [B, H, W], 1 = the part to walk) -> [B, 1, H, W] at ``size`` (H, W)."""
+    if mask.ndim == 2:
+        mask = mask[None]
+    if mask.ndim != 3:
+        raise ValueError(f"{who}: MASK of shape {tuple(mask.shape)}; expected [H, W] or [B, H, W]")
+    mask = mask.float()[:, None].clamp(0, 1)
+    if tuple(mask.shape[-2:]) != tuple(size):
+        mask = torch.nn.functional.interpolate(mask, size=tuple(size), mode="bilinear", align_corners=False)
+    return mask.cpu()

@@ -6,10 +6,11 @@ from dataclasses import replace
 import torch
 
 from ..walk_core import GuidanceChain, WalkRequest, run_walk
+from ..walk_core.noise import SEED_MAX
 from .comfy_hooks import interrupt_check, progress_hook
 from .comfy_model import source_of
 from .inputs import pick
-from .layout import image_to_walk, walk_to_image
+from .layout import image_to_walk, mask_to_walk, walk_to_image
 from .types import CATEGORY, WALK_GUIDANCE, WALK_TARGET
 
 
@@ -54,18 +55,36 @@ class WalkSampler:
                     "Start from this picture noised to the level set by denoise (img2img); pixel targets.")}),
                 "init_latent": ("LATENT", {"tooltip": (
                     "Start from this LATENT noised to the level set by denoise; wins over init_image.")}),
+                "mask": ("MASK", {"tooltip": (
+                    "Inpainting: walk only where the mask is 1 and keep the init picture/latent where it is 0 "
+                    "(the kept part is re-noised to every step's level, so the walked part fits it). Needs an "
+                    "init; on a MODEL target it becomes the LATENT's noise mask.")}),
+                "noise_share": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": (
+                    "Fraction of the noise variance all items of the batch share (initial and step noise): 0 = "
+                    "independent items, higher = items that resemble each other. Item i is still reproducible "
+                    "alone: seed + i with the same noise_share and share_seed.")}),
+                "share_seed": ("INT", {"default": -1, "min": -1, "max": SEED_MAX, "tooltip": (
+                    "Seed of the shared noise part; -1 = the seed input (set it to the first item's seed to remake "
+                    "one item of a batch alone).")}),
             },
         }
 
     def sample(self, target, walk, schedule, steps, seed, batch_size, width, height, sigma_max, sigma_min,
                eta, s_noise, churn, snr, corrector_steps, order, denoise, trajectory_every,
-               guidance=None, init_image=None, init_latent=None):
+               guidance=None, init_image=None, init_latent=None, mask=None, noise_share=0.0, share_seed=-1,
+               wander=0.0):
         request = WalkRequest(
             walk=walk, schedule=schedule, steps=steps, seed=seed, batch_size=batch_size, sigma_min=sigma_min,
             sigma_max=sigma_max, options=_options(walk, eta, s_noise, churn, snr, corrector_steps, order),
-            denoise=denoise, trajectory_every=trajectory_every,
+            denoise=denoise, trajectory_every=trajectory_every, noise_share=noise_share,
+            share_seed=share_seed, wander=wander,
         )
         if source_of(target) is not None:  # a ComfyUI MODEL: walked through ComfyUI's sampling
+            if mask is not None:
+                if init_latent is None:
+                    raise ValueError("WalkSampler: mask without init_latent on a MODEL target; connect the latent "
+                                     "to keep (VAE Encode) to init_latent")
+                init_latent = {**init_latent, "noise_mask": mask}
             return self._model(target, request, guidance, width, height, init_latent, init_image)
         init = None
         if init_latent is not None:
@@ -77,10 +96,18 @@ class WalkSampler:
         else:
             target = target.at_size(width, height)
             denoise = 1.0  # nothing to keep without an init
-        request = replace(request, init=init, denoise=denoise)
+        walk_mask = None
+        if mask is not None:
+            if init is None:
+                raise ValueError("WalkSampler: mask without an init; connect the picture to keep to init_image")
+            walk_mask = mask_to_walk(mask, tuple(init.shape[-2:]), "WalkSampler: mask")
+            denoise = 1.0 if denoise >= 1 else denoise
+        request = replace(request, init=init, denoise=denoise, mask=walk_mask)
         result = run_walk(target, request, guidance or GuidanceChain(), progress=progress_hook(steps),
                           step_hook=interrupt_check())
         latent = {"samples": result.x.cpu(), "seeds": list(result.seeds)}
+        if noise_share > 0:  # what remakes item i alone: seed + i with this share and share seed
+            latent.update(noise_share=noise_share, share_seed=seed if share_seed < 0 else share_seed)
         frames = result.trajectory.denoised_frames()
         if target.space == "pixels":
             return (walk_to_image(result.x), latent, walk_to_image(frames))

@@ -1,6 +1,7 @@
 """The one node table: node id -> (class, display name). Node ids are public API: never rename one."""
 from __future__ import annotations
 
+from .controls import WalkGrid, WalkOutpaint, WalkVary, WalkWander
 from .guidance import GUIDANCE_NODES
 from .guidance_energy import GuidanceStepEnergy
 from .interop import WalkGuider, WalkSamplerSelect
@@ -28,4 +29,8 @@ NODE_TABLE = {
     "TargetDistributionModel": (TargetDistributionModel, "Target Distribution (MODEL)"),
     "WalkSamplerSelect": (WalkSamplerSelect, "Walk as SAMPLER"),
     "WalkGuider": (WalkGuider, "Walk Guider (target + guidance)"),
+    "WalkVary": (WalkVary, "Walk Variations (vary subtle / strong)"),
+    "WalkWander": (WalkWander, "Walk Wander (seed-space animation)"),
+    "WalkGrid": (WalkGrid, "Walk Grid (chaos / stylize / tile / aspect)"),
+    "WalkOutpaint": (WalkOutpaint, "Walk Outpaint (pan / zoom out)"),
 }

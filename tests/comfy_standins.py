@@ -143,6 +143,11 @@ class VAE:
         with torch.no_grad():
             return ((self.first_stage_model.decode(latent.float()) + 1) / 2).permute(0, 2, 3, 1)
 
+    def encode(self, pixels):
+        """IMAGE [B, H, W, 3] -> latent [B, 4, H/8, W/8]: 8x8 means through a fixed 3 -> 4 map."""
+        x = torch.nn.functional.avg_pool2d(pixels.permute(0, 3, 1, 2).float() * 2 - 1, 8)
+        return torch.einsum("bchw,cd->bdhw", x, torch.tensor(LatentFormat.latent_rgb_factors).t())
+
 
 def calc_cond_batch(model, conds, x, sigma, model_options):
     """ComfyUI's calc_cond_batch in miniature: one network call for all the prompts given; None -> zeros."""
@@ -214,6 +219,10 @@ class CFGGuider:
         self.conds = {k: [{"mean": v[0][0].reshape(-1)[0]}] for k, v in self.original_conds.items()}
         if torch.count_nonzero(latent_image) > 0:
             latent_image = self.inner_model.process_latent_in(latent_image)
+        if denoise_mask is not None:  # ComfyUI's prepare_mask: [B, 1, h, w] at the latent's size
+            mask = denoise_mask.reshape((-1, 1) + tuple(denoise_mask.shape[-2:])).float()
+            mask = torch.nn.functional.interpolate(mask, size=tuple(noise.shape[-2:]), mode="bilinear")
+            denoise_mask = mask.expand(noise.shape[0], noise.shape[1], -1, -1)
         extra_args = {"model_options": dict(self.model_options), "seed": seed}
         out = sampler.sample(self, sigmas, extra_args, callback, noise, latent_image, denoise_mask, disable_pbar)
         return self.inner_model.process_latent_out(out.float())

@@ -223,7 +223,7 @@ def default_inputs(node_id, depth=0, **overrides):
 
 # Optional sockets a node's default choices need connected (GuidanceStepEnergy's default energy, content,
 # takes its picture from the optional image input; style takes none).
-NEEDED_OPTIONAL = {"GuidanceStepEnergy": {"image": "IMAGE"}}
+NEEDED_OPTIONAL = {"GuidanceStepEnergy": {"image": "IMAGE"}, "WalkVary": {"image": "IMAGE"}}
 # Nodes whose defaults need a data source or would run for minutes: small settings for the test.
 DEFAULT_OVERRIDES = {"TrainWalkModel": {"references": "bricks", "size": 16, "width": 8, "levels": 2, "blocks": 1,
                                         "batch_size": 2, "steps": 2, "resume": False},

@@ -14,7 +14,8 @@ import torch
 
 from .guidance import GuidanceChain
 from .guidance.chain import GuidanceRecord
-from .noise import ItemNoise, item_seeds
+from .noise import item_seeds
+from .noise_mix import walk_noise
 from .schedules import SCHEDULES, make_sigmas
 from .targets import WalkTarget
 from .trajectory import Trajectory
@@ -40,6 +41,10 @@ class WalkRequest:
     init: Optional[torch.Tensor] = None  # [B or 1, *shape] walk-space start image
     denoise: float = 1.0  # fraction of the schedule walked from init
     trajectory_every: int = 0
+    mask: Optional[torch.Tensor] = None  # [B or 1, 1, H, W]: 1 = walk here, 0 = keep init (needs init)
+    noise_share: float = 0.0  # fraction of the noise variance all items share (walk_core.noise_mix)
+    share_seed: int = -1  # seed of the shared part; -1 = ``seed``
+    wander: float = 0.0  # seed-space wander step along the batch (0 = off)
 
 
 @dataclass
@@ -83,6 +88,35 @@ def validate(request: WalkRequest) -> None:
         raise _who("batch_size", request.batch_size, f"1..{MAX_BATCH}")
     if request.trajectory_every < 0:
         raise _who("trajectory_every", request.trajectory_every, ">= 0")
+    if not 0.0 <= request.noise_share <= 1.0:
+        raise _who("noise_share", request.noise_share, "0..1")
+    if not 0.0 <= request.wander <= 1.0:
+        raise _who("wander", request.wander, "0..1 (0 = off)")
+    if request.mask is not None and request.init is None:
+        raise _who("mask", "given", "a mask together with an init picture (the part the mask keeps)")
+
+
+def request_noise(request: WalkRequest, seeds: List[int]):
+    """The walk's noise source: per-item generators, mixed when the request shares or wanders."""
+    share_seed = request.seed if request.share_seed < 0 else request.share_seed
+    return walk_noise(seeds, share=request.noise_share, share_seed=share_seed, wander=request.wander)
+
+
+def masked(denoiser, init: torch.Tensor, mask: torch.Tensor, start_noise: torch.Tensor):
+    """Inpainting: where ``mask`` is 0 the state is the init noised with the walk's own start noise at every
+    call, and the estimate is the init itself, so the kept part stays the init and the walked part is
+    denoised in its context (the scheme ComfyUI uses for a LATENT's noise mask)."""
+    keep = 1.0 - mask
+
+    def call(x, sigma, **extra):
+        level = sigma.reshape((-1,) + (1,) * (x.ndim - 1)).to(x.dtype)
+        x = x * mask + (init + level * start_noise) * keep
+        return denoiser(x, sigma, **extra) * mask + init * keep
+
+    for hint in ("guided", "sigma_breaks"):
+        if hasattr(denoiser, hint):
+            setattr(call, hint, getattr(denoiser, hint))
+    return call
 
 
 def run_walk(target: WalkTarget, request: WalkRequest, guidance: GuidanceChain = GuidanceChain(),
@@ -99,9 +133,10 @@ def run_walk(target: WalkTarget, request: WalkRequest, guidance: GuidanceChain =
     options = {k: v for k, v in request.options.items() if k in spec.options}
     sigmas = walk_sigmas(request, target)
     seeds = item_seeds(request.seed, request.batch_size)
-    noise = ItemNoise(seeds)
+    noise = request_noise(request, seeds)
     shape = (request.batch_size,) + tuple(target.shape)
-    start = noise.randn(shape, device=device) * sigmas[0].float()
+    unit = noise.randn(shape, device=device)
+    start = unit * sigmas[0].float()
     if request.init is not None:
         init = request.init.to(device=device, dtype=torch.float32)
         if tuple(init.shape[1:]) != tuple(target.shape):
@@ -122,6 +157,14 @@ def run_walk(target: WalkTarget, request: WalkRequest, guidance: GuidanceChain =
     hi, lo = sigma_range(request, target)
     guidance_records: List[GuidanceRecord] = trajectory.guidance  # per-term change norms, per evaluation
     model = guidance.wrap(target, hi, lo, denoiser=counted, records=guidance_records)
+    mask = None
+    if request.mask is not None:
+        init = request.init.to(device=device, dtype=torch.float32).expand(shape)
+        mask = request.mask.to(device=device, dtype=torch.float32)
+        if mask.ndim != 4 or mask.shape[1] != 1 or tuple(mask.shape[-2:]) != tuple(shape[-2:]) \
+                or mask.shape[0] not in (1, request.batch_size):
+            raise _who("mask shape", tuple(mask.shape), f"[1 or {request.batch_size}, 1, {shape[-2]}, {shape[-1]}]")
+        model = masked(model, init, mask, unit)
 
     def callback(info):
         trajectory(info)
@@ -133,5 +176,7 @@ def run_walk(target: WalkTarget, request: WalkRequest, guidance: GuidanceChain =
     log.info("walk %s on %s: %d steps, sigma %.4g -> %.4g, batch %d, seeds %s", request.walk, target.name, n,
              float(sigmas[0]), float(sigmas[-2]) if n else 0.0, request.batch_size, seeds[:4])
     x = spec.fn(model, start, sigmas.to(start.device), callback=callback, noise=noise, **options)
+    if mask is not None:  # the kept part is the init exactly, whatever the walk's last step
+        x = x * mask + init * (1.0 - mask)
     return WalkResult(x=x, seeds=seeds, sigmas=sigmas, trajectory=trajectory, nfe=calls[0],
                       guidance=guidance_records)

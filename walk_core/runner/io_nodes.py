@@ -1,4 +1,4 @@
-"""Headless stand-ins for ComfyUI's LoadImage, SaveImage and PreviewImage.
+"""Headless stand-ins for ComfyUI's LoadImage, SaveImage, PreviewImage and SaveAnimatedWEBP.
 
 Same class names, inputs and outputs as ComfyUI's, so editor workflows run unchanged; the folders
 come from the run's :class:`RunnerPaths`. They live in :data:`IO_NODE_CLASSES`, the runner's table
@@ -186,5 +186,48 @@ class PreviewImage(SaveImage):
         return "ComfyUI_temp_" + "".join(secrets.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(5))
 
 
+WEBP_METHODS = {"default": 4, "fastest": 0, "slowest": 6}
+
+
+class SaveAnimatedWEBP:
+    DESCRIPTION = "Saves the image batch as one animated WebP (one frame per image) in the output folder."
+    CATEGORY = "image/animation"
+    RETURN_TYPES = ()
+    FUNCTION = "save_images"
+    OUTPUT_NODE = True
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "images": ("IMAGE", {"tooltip": "The frames, in order."}),
+                "filename_prefix": ("STRING", {"default": "ComfyUI", "tooltip": (
+                    "The prefix for the file to save; it may start with a subfolder of the output folder.")}),
+                "fps": ("FLOAT", {"default": 6.0, "min": 0.01, "max": 1000.0, "step": 0.01,
+                                  "tooltip": "Frames per second."}),
+                "lossless": ("BOOLEAN", {"default": True, "tooltip": "Lossless WebP frames."}),
+                "quality": ("INT", {"default": 80, "min": 0, "max": 100, "tooltip": "Quality of lossy frames."}),
+                "method": (list(WEBP_METHODS), {"tooltip": "Encoder effort (slowest = smallest file)."}),
+            },
+            "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"},
+        }
+
+    def save_images(self, images, fps, filename_prefix="ComfyUI", lossless=True, quality=80, method="default",
+                    prompt=None, extra_pnginfo=None):
+        if method not in WEBP_METHODS:
+            raise ValueError(f"SaveAnimatedWEBP: method={method!r}; expected one of {', '.join(WEBP_METHODS)}")
+        pixels = images_to_uint8(images, type(self).__name__)
+        folder, stem, subfolder = _save_target(current_paths().folder("output"), filename_prefix, "output")
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"{stem}_{_next_counter(folder, stem):05}_.webp"
+        frames = [Image.fromarray(p[..., 0] if p.shape[-1] == 1 else p) for p in pixels]
+        frames[0].save(folder / name, save_all=True, append_images=frames[1:], duration=round(1000 / fps), loop=0,
+                       lossless=bool(lossless), quality=int(quality), method=WEBP_METHODS[method])
+        log.debug("saved %s (%d frames)", folder / name, len(frames))
+        return {"ui": {"images": [{"filename": name, "subfolder": subfolder, "type": "output"}],
+                       "animated": (True,)}}
+
+
 #: The runner's image IO nodes; add them to a node table for headless runs only.
-IO_NODE_CLASSES: Dict[str, type] = {"LoadImage": LoadImage, "SaveImage": SaveImage, "PreviewImage": PreviewImage}
+IO_NODE_CLASSES: Dict[str, type] = {"LoadImage": LoadImage, "SaveImage": SaveImage, "PreviewImage": PreviewImage,
+                                    "SaveAnimatedWEBP": SaveAnimatedWEBP}

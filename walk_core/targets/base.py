@@ -60,6 +60,8 @@ class WalkTarget:
         cfg_formula: ``cfg_formula(conditional, unconditional, scale, x, sigma, **extra) -> denoised`` replacing the plain
             classifier-free guidance formula of the ``cfg`` term (a MODEL patched with a cfg function, such as
             ComfyUI's RescaleCFG); None = ``u + scale (c - u)``.
+        tiled: ``tiled() -> WalkTarget``, the same target with periodic boundaries (its pictures tile
+            seamlessly); None when the target cannot tile.
     """
 
     name: str
@@ -77,6 +79,7 @@ class WalkTarget:
     paired: Optional[Callable[..., Tuple[torch.Tensor, torch.Tensor]]] = None
     decoder: Optional["Decoder"] = None
     cfg_formula: Optional[Callable[..., torch.Tensor]] = None
+    tiled: Optional[Callable[[], "WalkTarget"]] = None
 
     def __post_init__(self):
         if self.space not in SPACES:

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Dict, Optional, Tuple
 
 import torch
@@ -73,6 +73,7 @@ class StyleEnergySpec:
     prior_std: float = 0.25
     gradient_steps: int = 8
     max_step: float = MAX_STEP
+    tileable: bool = False  # the style is also measured across the wrapped edges: pictures tile seamlessly
 
     def __post_init__(self):
         if not isinstance(self.style, StyleCode):
@@ -168,7 +169,11 @@ class StyleEnergy:
         return self._terms(code, content, x)
 
     def _terms(self, code, content, x):
-        out = {"style": style_distance(code, x), "range": outside_range(x)}
+        seen = x
+        if self.spec.tileable:  # wrap a margin around: features across the seam count like any others
+            margin = max(1, min(x.shape[-2:]) // 4)
+            seen = F.pad(x, (margin, margin, margin, margin), mode="circular")
+        out = {"style": style_distance(code, seen), "range": outside_range(x)}
         out["energy"] = out["style"] + out["range"]
         if content is not None:
             out["content"] = content(x)
@@ -251,6 +256,7 @@ def style_energy_target(spec: StyleEnergySpec, width: int, height: int) -> WalkT
         sigma_max=max(SIGMA_MAX_PER_STD * spec.prior_std, 2 * SIGMA_MIN),
         shape=energy.shape,
         resize=lambda w, h: style_energy_target(spec, w, h),
+        tiled=lambda: style_energy_target(replace(spec, tileable=True), width, height),
         energy=energy.negative_log_density,
         info={"source": "style energy", "terms": energy.terms, "count": energy.count,
               "gradient_steps": spec.gradient_steps, "temperature": spec.temperature,

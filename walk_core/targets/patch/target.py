@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Dict, Optional, Tuple
 
 import torch
@@ -145,4 +145,5 @@ def patch_target(spec: PatchSpec, width: int, height: int, _banks: Optional[_Ban
     return WalkTarget(
         name=name, denoiser=denoiser, space="pixels",
         sigma_min=SIGMA_MIN, sigma_max=SIGMA_MAX, shape=(3, height, width),
-        resize=lambda w, h: patch_target(spec, w, h, banks), info=info, start_mean=banks.mean)
+        resize=lambda w, h: patch_target(spec, w, h, banks), info=info, start_mean=banks.mean,
+        tiled=lambda: patch_target(replace(spec, tileable=True), width, height, banks))  # banks: edge-independent
