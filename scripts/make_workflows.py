@@ -187,6 +187,42 @@ WORKFLOWS = {
         (2, "WalkSampler", (460, 80), sampler(walk="adams", steps=30, seed=2, width=64, height=64, batch_size=4)),
         (3, "SaveImage", (840, 80), {"filename_prefix": "own_model_cfg"}),
     ], [(1, 0, 2, "target"), (4, 0, 2, "guidance"), (2, 0, 3, "images")]),
+    "vary_subtle_strong": lambda: workflow("Random walk: vary subtle and vary strong", [
+        (1, "ReferenceImage", (40, 100), {"reference": "painting", "width": 192, "height": 192, "seed": 0}),
+        (2, "TargetDistributionPatches", (420, 100), {}),
+        (6, "Note", (40, 440), {"text": "Replace Reference Image with Load Image to vary your own picture (the "
+                                         "patch target then learns its patches from it, too). subtle re-walks "
+                                         "from denoise 0.35, strong from 0.75."}),
+        (3, "WalkVary", (800, 60), {"strength": "subtle", "count": 2, "steps": 30, "seed": 1}),
+        (4, "WalkVary", (800, 420), {"strength": "strong", "count": 2, "steps": 30, "seed": 1}),
+        (5, "SaveImage", (1180, 60), {"filename_prefix": "vary_subtle"}),
+        (7, "SaveImage", (1180, 420), {"filename_prefix": "vary_strong"}),
+    ], [(1, 0, 2, "images"), (2, 0, 3, "target"), (1, 0, 3, "image"), (2, 0, 4, "target"), (1, 0, 4, "image"),
+        (3, 0, 5, "images"), (4, 0, 7, "images")]),
+    "wander_animation": lambda: workflow("Random walk: seed-space wander as an animation", [
+        (1, "ReferenceImage", (40, 100), {"reference": "marble", "width": 192, "height": 192, "seed": 0}),
+        (2, "TargetDistributionPatches", (420, 100), {}),
+        (3, "WalkWander", (800, 80), {"frames": 24, "step": 0.08, "steps": 24, "seed": 2, "width": 128,
+                                      "height": 128}),
+        (4, "SaveAnimatedWEBP", (1180, 80), {"filename_prefix": "wander", "fps": 8.0, "lossless": False,
+                                             "quality": 85}),
+    ], [(1, 0, 2, "images"), (2, 0, 3, "target"), (3, 0, 4, "images")]),
+    "grid_chaos_stylize_tile": lambda: workflow("Random walk: a grid of four with chaos, stylize and tile", [
+        (1, "ReferenceImage", (40, 60), {"reference": "foliage", "width": 192, "height": 192, "seed": 0}),
+        (5, "ReferenceImage", (40, 420), {"reference": "stained_glass", "width": 128, "height": 128, "seed": 0}),
+        (2, "TargetDistributionPatches", (420, 60), {}),
+        (3, "WalkGrid", (800, 60), {"chaos": 40, "stylize": 300, "tile": True, "aspect": "1:1", "size": 128,
+                                    "items": 4, "steps": 30, "seed": 4}),
+        (4, "SaveImage", (1180, 60), {"filename_prefix": "grid"}),
+    ], [(1, 0, 2, "images"), (2, 0, 3, "target"), (5, 0, 3, "style_image"), (3, 0, 4, "images")]),
+    "pan_zoom_out": lambda: workflow("Random walk: pan right, then zoom out", [
+        (1, "ReferenceImage", (40, 100), {"reference": "painting", "width": 128, "height": 128, "seed": 0}),
+        (2, "TargetDistributionPatches", (420, 100), {}),
+        (3, "WalkOutpaint", (800, 60), {"direction": "right", "amount": 0.5, "steps": 30, "seed": 5}),
+        (4, "WalkOutpaint", (1180, 60), {"direction": "zoom_out", "amount": 0.5, "steps": 30, "seed": 6}),
+        (5, "SaveImage", (1560, 60), {"filename_prefix": "outpaint"}),
+    ], [(1, 0, 2, "images"), (2, 0, 3, "target"), (1, 0, 3, "image"), (2, 0, 4, "target"), (3, 0, 4, "image"),
+        (4, 0, 5, "images")]),
 }
 
 CHECKPOINT = "v1-5-pruned-emaonly.safetensors"  # the usual SD1.5 file name; pick yours in the editor

@@ -9,6 +9,7 @@ import importlib.util
 import sys
 
 import pytest
+from PIL import Image
 
 from rwalk.walk_core.runner import IO_NODE_CLASSES, RunnerPaths, load_workflow, read_png_workflow, run_workflow
 
@@ -44,6 +45,17 @@ def small(api: dict) -> list[str]:
             sets += [f"{node_id}.width=16", f"{node_id}.height=16", f"{node_id}.steps=3", f"{node_id}.batch_size=1"]
         if node["class_type"] == "TrainWalkModel":
             sets += [f"{node_id}.{k}={v}" for k, v in TINY_TRAINING.items()]
+        if node["class_type"] in ("WalkVary", "WalkGrid", "WalkWander", "WalkOutpaint"):
+            sets.append(f"{node_id}.steps=3")
+        if node["class_type"] == "WalkVary":
+            sets.append(f"{node_id}.count=1")
+        if node["class_type"] == "WalkGrid":
+            sets += [f"{node_id}.size=32", f"{node_id}.items=2"]
+        if node["class_type"] == "WalkWander":
+            sets += [f"{node_id}.frames=3", f"{node_id}.width=16", f"{node_id}.height=16"]
+        if node["class_type"] == "ReferenceImage" and any(n["class_type"] in ("WalkVary", "WalkOutpaint")
+                                                           for n in api.values()):
+            sets += [f"{node_id}.width=32", f"{node_id}.height=32"]  # the picture to vary / extend is walked
     return sets
 
 
@@ -76,6 +88,10 @@ def test_workflow_runs_headless(path, tmp_path):
                           paths=RunnerPaths(tmp_path / "in", out))
     assert result.saved, "a shipped workflow must save or preview at least one picture"
     for saved in result.saved:
+        if saved.suffix == ".webp":  # an animation: one frame per picture of the batch
+            with Image.open(saved) as anim:
+                assert getattr(anim, "n_frames", 1) > 1
+            continue
         prompt, workflow = read_png_workflow(saved)
         assert prompt and workflow, f"{saved} lacks the prompt/workflow text chunks"
         assert {n["class_type"] for n in prompt.values()} == {n["class_type"] for n in api.values()}
