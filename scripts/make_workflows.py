@@ -310,6 +310,22 @@ COMFY_WORKFLOWS = {
             (4, 0, 20, "target"), (5, 0, 20, "guidance"),
             (12, 0, 22, "noise"), (20, 0, 22, "guider"), (21, 0, 22, "sampler"), (13, 0, 22, "sigmas"),
             (14, 0, 22, "latent_image"), (22, 0, 23, "samples"), (1, 2, 23, "vae"), (23, 0, 24, "images")]),
+    "sd_grid_vary_outpaint": lambda: sd_workflow(
+        "Random walk on a Stable Diffusion checkpoint: a grid, a variation, a zoom out", "a cosy reading nook "
+        "by a rainy window, watercolour", [
+            (5, "GuidanceStepCFG", (800, 420), {"weight": 6.0}),
+            (6, "WalkGrid", (1180, 80), {"chaos": 30, "size": 512, "items": 4, "walk": "edm", "steps": 25,
+                                         "seed": 21}),
+            (7, "SaveImage", (1560, 80), {"filename_prefix": "sd_grid"}),
+            (8, "WalkVary", (1180, 600), {"strength": "subtle", "count": 2, "walk": "edm", "steps": 25,
+                                          "seed": 22}),
+            (9, "SaveImage", (1560, 600), {"filename_prefix": "sd_vary"}),
+            (10, "WalkOutpaint", (1560, 400), {"direction": "zoom_out", "amount": 0.5, "walk": "edm",
+                                                "steps": 25, "seed": 23}),
+            (11, "SaveImage", (1940, 80), {"filename_prefix": "sd_zoom_out"}),
+        ], [(4, 0, 6, "target"), (5, 0, 6, "guidance"), (6, 0, 7, "images"), (4, 0, 8, "target"),
+            (6, 1, 8, "image"), (5, 0, 8, "guidance"), (8, 0, 9, "images"), (4, 0, 10, "target"),
+            (8, 0, 10, "image"), (5, 0, 10, "guidance"), (10, 0, 11, "images")]),
 }
 
 

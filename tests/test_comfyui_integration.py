@@ -112,7 +112,7 @@ def small_sd(api: dict) -> list[str]:
         kind = node["class_type"]
         if kind == "CheckpointLoaderSimple":
             sets.append(f"{node_id}.ckpt_name={CHECKPOINT}")
-        if kind in ("WalkSampler", "EmptyLatentImage", "ReferenceImage"):
+        if kind in ("WalkSampler", "EmptyLatentImage", "ReferenceImage", "WalkWander"):
             sets += [f"{node_id}.width=64", f"{node_id}.height=64"]
         if kind == "BasicScheduler":
             sets.append(f"{node_id}.steps=3")
