@@ -66,6 +66,10 @@ class WalkSampler:
                 "share_seed": ("INT", {"default": -1, "min": -1, "max": SEED_MAX, "tooltip": (
                     "Seed of the shared noise part; -1 = the seed input (set it to the first item's seed to remake "
                     "one item of a batch alone).")}),
+                "wander": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": (
+                    "Seed-space wander along the batch: item k's noise = cos(a) x item k-1's + sin(a) x fresh, "
+                    "a = wander x 90 degrees, so the batch changes smoothly item to item (an animation). 0 = off "
+                    "(independent items).")}),
             },
         }
 
