@@ -113,6 +113,8 @@ def guider_class():
     """``WalkGuider``: ComfyUI's CFGGuider with the chain's prediction (built on first use, inside ComfyUI)."""
     import comfy.samplers  # noqa: PLC0415  (only present inside ComfyUI)
 
+    from .comfy_model import circular_padding, source_of  # noqa: PLC0415
+
     class WalkGuider(comfy.samplers.CFGGuider):
         def __init__(self, model_patcher, target: WalkTarget, chain: GuidanceChain):
             super().__init__(model_patcher)
@@ -125,9 +127,12 @@ def guider_class():
             target = replace(self.target, shape=tuple(noise.shape[1:]))
             self.chain.check(target)
             self.prediction = GuidedPrediction(target, self.chain, hi, lo, comfy.samplers.calc_cond_batch)
+            source = source_of(self.target)
+            network = getattr(source.model.model, "diffusion_model", None) if source.tile else None
             try:
-                return super().sample(noise, latent_image, sampler, sigmas, denoise_mask=denoise_mask,
-                                      callback=callback, disable_pbar=disable_pbar, seed=seed)
+                with circular_padding(network):  # a tiled target: the model pads circularly during the walk
+                    return super().sample(noise, latent_image, sampler, sigmas, denoise_mask=denoise_mask,
+                                          callback=callback, disable_pbar=disable_pbar, seed=seed)
             finally:
                 self.prediction = None
 

@@ -10,6 +10,7 @@ every call goes through the MODEL / VAE objects the node receives.
 from __future__ import annotations
 
 import copy
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -32,6 +33,25 @@ class ModelSource:
     negative: Any  # CONDITIONING
     vae: Any = None  # ComfyUI VAE or None
     decode_scale: float = 1.0
+    tile: bool = False  # periodic boundaries: the model's and the VAE's convolutions pad circularly
+
+
+@contextmanager
+def circular_padding(module: Optional[torch.nn.Module]):
+    """For the duration: every zero-padded convolution of ``module`` pads circularly (so its pictures tile), as
+    seamless-tiling patches of diffusion models do; restored afterwards, whatever happens. None = nothing."""
+    changed = []
+    if module is not None:
+        for sub in module.modules():
+            if isinstance(sub, torch.nn.Conv2d) and sub.padding_mode == "zeros" and any(
+                    isinstance(p, int) and p > 0 for p in sub.padding):
+                sub.padding_mode = "circular"
+                changed.append(sub)
+    try:
+        yield
+    finally:
+        for sub in changed:
+            sub.padding_mode = "zeros"
 
 
 def latent_format(model) -> Any:
@@ -75,7 +95,7 @@ def trainable_copy(module: torch.nn.Module, device, dtype) -> torch.nn.Module:
         return private.to(device=device, dtype=dtype).eval()
 
 
-def vae_decoder(vae, process_out, factor: int, scale: float) -> Decoder:
+def vae_decoder(vae, process_out, factor: int, scale: float, tile: bool = False) -> Decoder:
     """Scaled latent -> walk-space pixels through ``vae``'s decoder, differentiable; ``scale`` < 1 decodes the
     latent resized by that factor (less memory for energy guidance; the energy then measures a smaller picture).
     The decoder used is a private trainable copy, made on first use on the walk's device."""
@@ -90,6 +110,8 @@ def vae_decoder(vae, process_out, factor: int, scale: float) -> Decoder:
         if key not in copies:
             copies.clear()  # one copy at a time
             copies[key] = trainable_copy(vae.first_stage_model, z.device, dtype)
+            if tile:  # the private copy keeps circular padding for good
+                circular_padding(copies[key]).__enter__()
         pixels = copies[key].decode(latent.to(dtype=dtype))
         return pixels.to(dtype=torch.float32)
 
@@ -97,15 +119,16 @@ def vae_decoder(vae, process_out, factor: int, scale: float) -> Decoder:
 
 
 def model_target(model, positive, negative, vae=None, decode_scale: float = 1.0, width: int = 512,
-                 height: int = 512, name: str = "MODEL") -> WalkTarget:
-    """The WALK_TARGET of ``model`` with its prompts, at ``width`` x ``height`` pixels (WalkSampler resizes)."""
+                 height: int = 512, name: str = "MODEL", tile: bool = False) -> WalkTarget:
+    """The WALK_TARGET of ``model`` with its prompts, at ``width`` x ``height`` pixels (WalkSampler resizes);
+    ``tile``: walked and decoded with circular padding (its ``tiled()``)."""
     fmt = latent_format(model)
     factor = downscale(model)
     lo, hi = sigma_range(model)
-    source = ModelSource(model, positive, negative, vae, decode_scale)
+    source = ModelSource(model, positive, negative, vae, decode_scale, tile)
     decoder = None
     if vae is not None:
-        decoder = vae_decoder(vae, fmt.process_out, factor, decode_scale)
+        decoder = vae_decoder(vae, fmt.process_out, factor, decode_scale, tile)
     channels = int(fmt.latent_channels)
 
     def at(w: int, h: int) -> WalkTarget:
@@ -119,6 +142,7 @@ def model_target(model, positive, negative, vae=None, decode_scale: float = 1.0,
             info={"model_source": source, "flow": is_flow(model.get_model_object("model_sampling")),
                   "pixels_per_latent": factor, "flow_sigma_cap": FLOW_SIGMA_CAP},
             decoder=decoder,
+            tiled=lambda: model_target(model, positive, negative, vae, decode_scale, w, h, name + " (tiled)", True),
         )
 
     return at(width, height)

@@ -22,7 +22,7 @@ from ..walk_core.sample import request_noise, validate, walk_sigmas
 from ..walk_core.targets import WalkTarget
 from ..walk_core.trajectory import Trajectory
 from .comfy_guider import make_guider
-from .comfy_model import source_of
+from .comfy_model import circular_padding, source_of
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,11 @@ def start_latent(source, request: WalkRequest, target: WalkTarget, init_latent: 
     return dict(init_latent), samples.expand(shape).contiguous(), init_latent.get("noise_mask")
 
 
+def diffusion_model(model) -> torch.nn.Module:
+    """The network inside a ModelPatcher (what circular padding patches for a tiled walk)."""
+    return getattr(model.model, "diffusion_model", model.model)
+
+
 def rgb_preview(model, latent: torch.Tensor) -> torch.Tensor:
     """A rough IMAGE of unscaled latents without a VAE: the latent format's RGB factors, else 3 channels."""
     fmt = model.get_model_object("latent_format")
@@ -70,7 +75,8 @@ def to_image(source, latent: torch.Tensor) -> torch.Tensor:
     """Unscaled latents -> IMAGE [B, H, W, 3]: the VAE when connected, else the RGB preview."""
     if source.vae is None:
         return rgb_preview(source.model, latent)
-    return source.vae.decode(latent)[..., :3].float().cpu()
+    with circular_padding(source.vae.first_stage_model if source.tile else None):
+        return source.vae.decode(latent)[..., :3].float().cpu()
 
 
 def walk_model(target: WalkTarget, request: WalkRequest, chain: GuidanceChain,
@@ -101,8 +107,9 @@ def walk_model(target: WalkTarget, request: WalkRequest, chain: GuidanceChain,
 
     log.info("walk %s on MODEL: %d steps, sigma %.4g -> %.4g, batch %d, seeds %s", request.walk, steps,
              float(sigmas[0]), float(sigmas[-2]), request.batch_size, seeds[:4])
-    samples = guider.sample(initial, latent_image, sampler, sigmas, denoise_mask=mask, callback=callback,
-                            disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=request.seed)
+    with circular_padding(diffusion_model(source.model) if source.tile else None):
+        samples = guider.sample(initial, latent_image, sampler, sigmas, denoise_mask=mask, callback=callback,
+                                disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=request.seed)
     samples = samples.to(comfy.model_management.intermediate_device()).float()
     out.update({"samples": samples, "seeds": list(seeds)})
     if request.noise_share > 0:

@@ -189,7 +189,8 @@ class WalkGrid:
                     "the walk. Unused without a style_image.")}),
                 "tile": ("BOOLEAN", {"default": False, "tooltip": (
                     "Seamless tiles: the target with periodic boundaries (patch targets: tileable; style energy: "
-                    "measured across the wrapped edges; own models: circular padding). Not for MODEL targets.")}),
+                    "measured across the wrapped edges; own models and MODEL targets: circular padding of the "
+                    "network's convolutions, and of the VAE's when it decodes).")}),
                 "aspect": (list(ASPECTS), {"default": "1:1", "tooltip": (
                     "Aspect ratio (width:height) -> WalkSampler's width and height, long side = size.")}),
                 "size": ("INT", {"default": 256, "min": 16, "max": 4096, "step": 16, "tooltip": (
@@ -214,8 +215,8 @@ class WalkGrid:
         width, height = aspect_size(aspect, size)
         if tile:
             if target.tiled is None:
-                raise ValueError(f"WalkGrid: tile is on, but target {target.name!r} cannot tile (patch, style-energy "
-                                 "and own-model targets can; MODEL targets cannot)")
+                raise ValueError(f"WalkGrid: tile is on, but target {target.name!r} cannot tile (patch, style-energy, "
+                                 "own-model and MODEL targets can)")
             target = target.at_size(width, height).tiled()
         chain = guidance or GuidanceChain()
         if style_image is not None and stylize > 0:

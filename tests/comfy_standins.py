@@ -87,6 +87,8 @@ class BaseModel:
     def __init__(self, sampling: Sampling, scale: float = 0.7):
         self.model_sampling, self.latent_format, self.scale = sampling, LatentFormat(), scale
         self.calls = []  # the batch size of every network call
+        self.diffusion_model = torch.nn.Conv2d(4, 4, 3, padding=1)  # only its padding mode is watched
+        self.padding_seen = []  # the conv's padding mode at every call
 
     def process_latent_in(self, latent):
         return self.latent_format.process_in(latent)
@@ -96,6 +98,7 @@ class BaseModel:
 
     def apply_model(self, x, sigma, mean):
         self.calls.append(x.shape[0])
+        self.padding_seen.append(self.diffusion_model.padding_mode)
         ms = self.model_sampling
         exact = ms.exact_denoised(x, sigma, mean, self.scale)
         out = ms.network_output(sigma, x, exact)  # what a network of this type would output

@@ -206,3 +206,17 @@ def test_interrupt_stops_a_walk_within_one_step(comfyui):
     kinds = [m[0] for m in result["status"]["messages"]]
     assert "execution_interrupted" in kinds, kinds
     assert stopped <= per_step + 1.0, (stopped, per_step)
+
+
+def test_tiled_grid_on_a_model_inside_comfyui(comfyui):
+    """Circular padding of a real UNet and VAE for a tiled grid (and the walk after it is an ordinary one)."""
+    url, _, _ = comfyui
+    prompt = _walk_prompt([])
+    grid = {name: spec[1].get("default", spec[0][0] if isinstance(spec[0], list) else None)
+            for name, spec in NODE_CLASS_MAPPINGS["WalkGrid"].INPUT_TYPES()["required"].items()}
+    grid.update({"target": ["4", 0], "guidance": ["5", 0], "tile": True, "size": 64, "items": 2, "steps": 3})
+    prompt["8"] = {"class_type": "WalkGrid", "inputs": grid}
+    prompt["9"] = {"class_type": "SaveImage", "inputs": {"images": ["8", 0], "filename_prefix": "tiled_grid"}}
+    result = _wait(url, _queue(url, prompt))
+    assert result["status"]["status_str"] == "success", result["status"]
+    assert result["outputs"]["9"]["images"] and result["outputs"]["7"]["images"]

@@ -171,9 +171,19 @@ def test_tiled_patch_pictures_are_seamless():
     assert tiled[True] < 0.7 * tiled[False], tiled
 
 
-def test_tile_on_a_model_target_is_refused():
+def test_a_tiled_model_target_walks_with_circular_padding_and_restores_it(fake_comfy):
     model = cs.ModelPatcher("eps")
     target = NODES["TargetDistributionModel"]().make(model, cs.conditioning(0.3), cs.conditioning(0.0))[0]
+    grid(target, tile=True, items=1)
+    assert set(model.model.padding_seen) == {"circular"}
+    assert model.model.diffusion_model.padding_mode == "zeros"  # the shared model is left as it was
+    model.model.padding_seen.clear()
+    grid(target, tile=False, items=1)
+    assert set(model.model.padding_seen) == {"zeros"}
+
+
+def test_a_target_that_cannot_tile_says_so():
+    target = mixture()
     with pytest.raises(ValueError, match="cannot tile"):
         grid(target, tile=True)
 
