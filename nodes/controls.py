@@ -231,8 +231,26 @@ class WalkGrid:
         return grid_picture(images), images, latent
 
 
-def canvas(image: torch.Tensor, direction: str, amount: float, multiple: int) -> tuple:
-    """(canvas IMAGE [1, H', W', C], MASK [1, H', W'] with 1 where new, (x, y) of the source on the canvas)."""
+FILLS = ("reflect", "mean")
+
+
+def reflect_fill(image: torch.Tensor, x: int, y: int, height: int, width: int) -> torch.Tensor:
+    """``image`` [1, h, w, C] mirrored outwards across its edges until it covers a height x width canvas on which
+    it sits at (x, y) -- in rounds, each at most the current size minus one (what reflection allows)."""
+    pic = image.permute(0, 3, 1, 2)
+    left, top = x, y
+    right, bottom = width - pic.shape[-1] - x, height - pic.shape[-2] - y
+    while left or right or top or bottom:
+        lw, rw = min(left, pic.shape[-1] - 1), min(right, pic.shape[-1] - 1)
+        th, bh = min(top, pic.shape[-2] - 1), min(bottom, pic.shape[-2] - 1)
+        pic = F.pad(pic, (lw, rw, th, bh), mode="reflect")
+        left, right, top, bottom = left - lw, right - rw, top - th, bottom - bh
+    return pic.permute(0, 2, 3, 1)
+
+
+def canvas(image: torch.Tensor, direction: str, amount: float, multiple: int, fill: str = "reflect") -> tuple:
+    """(canvas IMAGE [1, H', W', C], MASK [1, H', W'] with 1 where new, (x, y) of the source on the canvas). The
+    new part starts as the picture mirrored across its edges (``fill`` reflect) or as its mean colour."""
     _, h, w, c = image.shape
     if not 0.0 < amount <= 3.0:
         raise ValueError(f"WalkOutpaint: amount={amount}; expected a fraction of the side in (0, 3]")
@@ -246,8 +264,12 @@ def canvas(image: torch.Tensor, direction: str, amount: float, multiple: int) ->
         new_w, new_h = (w + added, h) if direction in ("left", "right") else (w, h + added)
         x = added if direction == "left" else 0
         y = added if direction == "up" else 0
-    fill = image[0].reshape(-1, c).mean(0)  # the source's mean colour under the new part (noised away anyway)
-    out = fill.expand(1, new_h, new_w, c).clone()
+    if fill not in FILLS:
+        raise ValueError(f"WalkOutpaint: fill={fill!r}; expected one of {', '.join(FILLS)}")
+    if fill == "reflect":
+        out = reflect_fill(image[:1], x, y, new_h, new_w).clone()
+    else:
+        out = image[0].reshape(-1, c).mean(0).expand(1, new_h, new_w, c).clone()
     out[0, y:y + h, x:x + w] = image[0]
     mask = torch.ones(1, new_h, new_w)
     mask[0, y:y + h, x:x + w] = 0.0
@@ -256,10 +278,11 @@ def canvas(image: torch.Tensor, direction: str, amount: float, multiple: int) ->
 
 class WalkOutpaint:
     DESCRIPTION = (
-        "Pan (extend left / right / up / down) or zoom out: the picture is placed on a larger canvas and the new "
-        "part is walked while the known part is re-noised to every step's level and kept (a masked walk: "
-        "WalkSampler with the canvas as init, a mask and denoise 1). For MODEL targets the canvas goes through the "
-        "target's VAE and the mask becomes the LATENT's noise mask.")
+        "Pan (extend left / right / up / down) or zoom out: the picture is placed on a larger canvas, the new part "
+        "filled with the picture mirrored across its edges, and walked from that fill while the known part is "
+        "re-noised to every step's level and kept (a masked walk: WalkSampler with the canvas as init, a mask and "
+        "denoise). For MODEL targets the canvas goes through the target's VAE and the mask becomes the LATENT's "
+        "noise mask.")
     CATEGORY = f"{CATEGORY}/controls"
     RETURN_TYPES = ("IMAGE", "MASK", "LATENT")
     RETURN_NAMES = ("image", "mask", "latent")
@@ -278,22 +301,28 @@ class WalkOutpaint:
                 "amount": ("FLOAT", {"default": 0.5, "min": 0.05, "max": 3.0, "step": 0.05, "tooltip": (
                     "How much is added, as a fraction of the side: pan 0.5 = half as much again on that side; "
                     "zoom_out 1 = a canvas twice as wide and high (a 2x zoom out). Rounded up to whole 8 px.")}),
+                "fill": (list(FILLS), {"default": "reflect", "tooltip": (
+                    "What the new part starts from: reflect = the picture mirrored across its edges (the layout "
+                    "continues: sky stays on top), mean = its mean colour (only the walk decides the layout).")}),
+                "denoise": ("FLOAT", {"default": 0.6, "min": 0.05, "max": 1.0, "step": 0.01, "tooltip": (
+                    "How much of the walk the new part runs from the fill (WalkSampler's denoise): 0.6 keeps the "
+                    "fill's broad layout and makes new content; 1 starts from pure noise (the fill is ignored).")}),
                 **walk_inputs(steps=30),
             },
             "optional": {"guidance": (WALK_GUIDANCE, {"tooltip": GUIDANCE_TOOLTIP})},
         }
 
-    def extend(self, target, image, direction, amount, walk, schedule, steps, seed, guidance=None):
+    def extend(self, target, image, direction, amount, fill, denoise, walk, schedule, steps, seed, guidance=None):
         if direction not in DIRECTIONS:
             raise ValueError(f"WalkOutpaint: direction={direction!r}; expected one of {', '.join(DIRECTIONS)}")
         model = source_of(target) is not None
-        picture, mask, _ = canvas(image[:1, :, :, :3], direction, amount, 8)
+        picture, mask, _ = canvas(image[:1, :, :, :3], direction, amount, 8, fill)
         height, width = picture.shape[1:3]
         if model:
             latent = encode(target, picture, "WalkOutpaint")
             out, result = run(target, walk, schedule, steps, seed, guidance, width=width, height=height,
-                              init_latent=latent, mask=mask)
+                              init_latent=latent, mask=mask, denoise=denoise)
         else:
             out, result = run(target, walk, schedule, steps, seed, guidance, width=width, height=height,
-                              init_image=picture, mask=mask)
+                              init_image=picture, mask=mask, denoise=denoise)
         return out, mask, result

@@ -105,7 +105,6 @@ class WalkSampler:
             if init is None:
                 raise ValueError("WalkSampler: mask without an init; connect the picture to keep to init_image")
             walk_mask = mask_to_walk(mask, tuple(init.shape[-2:]), "WalkSampler: mask")
-            denoise = 1.0 if denoise >= 1 else denoise
         request = replace(request, init=init, denoise=denoise, mask=walk_mask)
         result = run_walk(target, request, guidance or GuidanceChain(), progress=progress_hook(steps),
                           step_hook=interrupt_check())

@@ -213,7 +213,7 @@ def test_a_tiled_own_model_is_equivariant_to_circular_shifts():
 def test_outpainting_keeps_the_known_region(direction, amount, size):
     target = mixture()
     source, _, _ = walk(target, seed=1)
-    image, mask, _ = NODES["WalkOutpaint"]().extend(target, source, direction, amount, **WALK)
+    image, mask, _ = NODES["WalkOutpaint"]().extend(target, source, direction, amount, "reflect", 0.6, **WALK)
     assert tuple(image.shape[1:3]) == size and tuple(mask.shape[1:]) == size
     _, _, (x, y) = canvas(source, direction, amount, 8)
     kept = image[0, y:y + 32, x:x + 32]
@@ -228,7 +228,23 @@ def test_outpainting_a_model_target_keeps_the_known_latent(fake_comfy):
     vae = cs.VAE()
     target = NODES["TargetDistributionModel"]().make(model, cs.conditioning(0.3), cs.conditioning(0.0), vae=vae)[0]
     source = torch.rand(1, 32, 32, 3, generator=torch.Generator().manual_seed(5))
-    image, mask, latent = NODES["WalkOutpaint"]().extend(target, source, "left", 0.5, **WALK)
+    image, mask, latent = NODES["WalkOutpaint"]().extend(target, source, "left", 0.5, "reflect", 0.6, **WALK)
     assert tuple(image.shape) == (1, 32, 48, 3)
     known = vae.encode(source)  # the canvas' right 4 x 4 latent cells hold the source
     assert torch.allclose(latent["samples"][..., 2:], known, atol=1e-5)
+
+
+def test_a_reflected_fill_continues_the_pictures_layout():
+    """Panning a landscape to the right: with the mirrored fill the new part keeps the rows' brightness profile
+    (sky over grass); from a flat fill and pure noise the patch target places blocks anywhere."""
+    (source,) = NODES["ReferenceImage"]().make("painting", 48, 48, 0, 1)
+    target = NODES["TargetDistributionPatches"]().build(source, patch_size=7, level_sigma=0.6, tileable=False,
+                                                       weights="")[0]
+    profile = source[0].mean(dim=(1, 2))  # [H] row brightness of the source
+    corr = {}
+    for fill, denoise in (("reflect", 0.6), ("mean", 1.0)):
+        image, mask, _ = NODES["WalkOutpaint"]().extend(target, source, "right", 0.5, fill, denoise,
+                                                        **{**WALK, "steps": 16})
+        new = image[0][:, 48:].mean(dim=(1, 2))  # [H] row brightness of the new part
+        corr[fill] = float(torch.corrcoef(torch.stack([profile, new]))[0, 1])
+    assert corr["reflect"] > 0.5 and corr["reflect"] > corr["mean"] + 0.3, corr  # measured 0.68 vs 0.13
