@@ -33,7 +33,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, List
+from typing import List
 
 ROOT = Path(__file__).resolve().parents[1]
 PACK = "rwalk"  # the package name the pack is loaded under (as tests/conftest.py and bench/run.py do)

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import torch
-
 from ..walk_core import GuidanceChain, WalkRequest, run_walk
 from ..walk_core.noise import SEED_MAX
 from .comfy_hooks import interrupt_check, progress_hook

@@ -17,7 +17,7 @@ per-walk state (APG's momentum) lives in the wrapper made by ``wrap``, never in 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Dict, List, Optional, Tuple
 
 import torch
