@@ -77,14 +77,9 @@ def load_by_path(name: str, path: Path, package_dir: Path = None):
 def machine(checkout: Path) -> dict:
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from rwalk.bench.report import cpu_model  # noqa: PLC0415  (the pack is loaded as rwalk)
+
+    cpu = cpu_model()
     try:
         commit = subprocess.run(["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"], capture_output=True,
                                 text=True, check=True).stdout.strip()

@@ -27,14 +27,24 @@ def _denoiser(model: EDMDenoiser, label: Optional[int], device: torch.device):
     return denoise
 
 
+def pad_circularly(module: torch.nn.Module) -> list:
+    """Make every zero-padded convolution of ``module`` pad circularly (periodic boundaries); returns the
+    convolutions changed, so a caller can set them back to "zeros"."""
+    changed = []
+    for sub in module.modules():
+        if isinstance(sub, torch.nn.Conv2d) and sub.padding_mode == "zeros" and any(
+                isinstance(p, int) and p > 0 for p in sub.padding):
+            sub.padding_mode = "circular"
+            changed.append(sub)
+    return changed
+
+
 def circular(model: EDMDenoiser) -> EDMDenoiser:
     """A copy of ``model`` whose padded convolutions wrap around (periodic boundaries): its pictures tile. The
     network is fully convolutional apart from global attention and group norms, which see the whole picture
     either way."""
     wrapped = copy.deepcopy(model)
-    for module in wrapped.modules():
-        if isinstance(module, torch.nn.Conv2d) and any(p > 0 for p in module.padding):
-            module.padding_mode = "circular"
+    pad_circularly(wrapped)
     return wrapped
 
 

@@ -17,6 +17,7 @@ from typing import Any, Optional
 import torch
 import torch.nn.functional as F
 
+from ..models.target import pad_circularly
 from ..walk_core.bridge import FLOW_SIGMA_CAP, is_flow
 from ..walk_core.targets import Decoder, WalkTarget
 
@@ -40,13 +41,7 @@ class ModelSource:
 def circular_padding(module: Optional[torch.nn.Module]):
     """For the duration: every zero-padded convolution of ``module`` pads circularly (so its pictures tile), as
     seamless-tiling patches of diffusion models do; restored afterwards, whatever happens. None = nothing."""
-    changed = []
-    if module is not None:
-        for sub in module.modules():
-            if isinstance(sub, torch.nn.Conv2d) and sub.padding_mode == "zeros" and any(
-                    isinstance(p, int) and p > 0 for p in sub.padding):
-                sub.padding_mode = "circular"
-                changed.append(sub)
+    changed = [] if module is None else pad_circularly(module)
     try:
         yield
     finally:
@@ -111,7 +106,7 @@ def vae_decoder(vae, process_out, factor: int, scale: float, tile: bool = False)
             copies.clear()  # one copy at a time
             copies[key] = trainable_copy(vae.first_stage_model, z.device, dtype)
             if tile:  # the private copy keeps circular padding for good
-                circular_padding(copies[key]).__enter__()
+                pad_circularly(copies[key])
         pixels = copies[key].decode(latent.to(dtype=dtype))
         return pixels.to(dtype=torch.float32)
 
