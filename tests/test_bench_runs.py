@@ -114,3 +114,39 @@ def test_ring_goals_average_over_further_initial_noises():
     assert all(c.excess < 1.0 for c in ring20.criteria)
     biased_only = BenchResult("test", None, [replace(result, scores=[s for s in result.scores if s.sampler == "biased"])])
     assert not {g.key: g for g in evaluate_goals(biased_only)}["ring-20"].met
+
+
+def test_sd_criterion_counts_the_floor_means_own_uncertainty():
+    """A walk's mean of k runs is compared with the floor's mean of F exact sets: the sd is that of their
+    difference, sd * sqrt(1/k + 1/F), so a floor from few sets is not charged to the walk."""
+    from types import SimpleNamespace
+
+    from rwalk.bench.goals import _sd_criterion
+    from rwalk.bench.metrics import Floor
+
+    def criterion(value, seeds, repeats):
+        result = SimpleNamespace(floors={"mean_err": Floor(1.0, 0.1)}, config=SimpleNamespace(floor_repeats=repeats))
+        return _sd_criterion(result, "mean_err", value, seeds)
+
+    edge = 1.0 + 2.0 * 0.1 * (1 / 4 + 1 / 5) ** 0.5  # k = 4 runs against F = 5 exact sets
+    assert criterion(edge - 1e-6, 4, 5).met and not criterion(edge + 1e-6, 4, 5).met
+    assert not criterion(edge - 1e-6, 4, 1000).met  # many floor sets: nearly the plain sd of a mean of 4
+    assert criterion(1.0 + 2.0 * 0.1 * (1 / 4) ** 0.5 - 1e-6, 4, 1000).met
+    assert "over 5 exact sets" in criterion(1.1, 4, 5).value and "+1.5 sd" in criterion(1.1, 4, 5).value
+
+
+def test_noise_sets_tells_a_coarse_walk_from_exact(monkeypatch):
+    """bench/noise_sets.py: every seed range, the pooled row and the exact row; a 3-step Euler walk sits many
+    standard errors above exact in sliced W2."""
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "bench"))
+    import noise_sets
+
+    keys, rows = noise_sets.measure([pack_sampler("euler")], budget=3, schedule="karras", sets=3, bases=(0, 10**6),
+                                    samples=200)
+    assert list(rows) == ["exact", "`euler`, seeds from 0", "`euler`, seeds from 1000000", "`euler`, all 2 ranges"]
+    (walk, walk_se), (exact, exact_se) = rows["`euler`, all 2 ranges"]["sw2"], rows["exact"]["sw2"]
+    assert walk - exact > 3 * (walk_se ** 2 + exact_se ** 2) ** 0.5
+    text = noise_sets.markdown(keys, rows, 3, "karras", 3, 1.0)
+    assert text.count("\n| `euler`") == 3 and "| exact |" in text
