@@ -46,10 +46,10 @@ def default_config() -> BenchConfig:
         name="default",
         overhead=OverheadConfig(nfe=20, repeats=11, min_repeats=2, max_seconds=2.0),
         ring=AccuracyConfig(nfes=NFES, schedules=BOTH, samples=2000, floor_repeats=60, spread_seeds=8,
-                            repeat_seeds=8, repeat_nfes=(10, 20)),
-        image=AccuracyConfig(nfes=NFES, schedules=BOTH, samples=1000, floor_repeats=40, spread_seeds=8,
+                            repeat_seeds=4, repeat_nfes=(10, 20)),
+        image=AccuracyConfig(nfes=NFES, schedules=BOTH, samples=1000, floor_repeats=20, spread_seeds=8,
                              peer_other_nfes=(10, 20), slow_nfes=(10, 20), slow_schedules=("karras",)),
-        classes=AccuracyConfig(nfes=(10, 20, 50), schedules=("karras",), samples=1000, floor_repeats=40,
+        classes=AccuracyConfig(nfes=(10, 20, 50), schedules=("karras",), samples=1000, floor_repeats=20,
                                spread_seeds=8, peer_nfes=(10, 20), slow_nfes=(10, 20), chains=("cfg",),
                                pack_chains=CHAIN_NAMES),
     )

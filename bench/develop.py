@@ -76,7 +76,7 @@ def goal_config(quick: bool = True, peers: Union[str, Sequence[str], None] = "be
     both = ("karras", "exponential")
     # --full: the published run's sizes, spreads (which set the further initial noises' seeds) and repeats
     common = dict(nfes=BUDGETS, seed=seed, spread_seeds=0 if quick else 8, plot_nfe=20)
-    floors = (10, 10, 10) if quick else (60, 40, 40)
+    floors = (10, 10, 10) if quick else (60, 20, 20)
     if peers is None or peers == "none":
         sources, names = (), None
     elif peers == "all":
@@ -92,7 +92,7 @@ def goal_config(quick: bool = True, peers: Union[str, Sequence[str], None] = "be
         name="goals" + (" (quick)" if quick else ""),
         threads=threads,
         overhead=OverheadConfig(nfe=20, repeats=5 if quick else 11, warmup=1, min_repeats=1, max_seconds=0.5),
-        ring=AccuracyConfig(samples=n[0], schedules=both, floor_repeats=floors[0], repeat_seeds=4 if quick else 8,
+        ring=AccuracyConfig(samples=n[0], schedules=both, floor_repeats=floors[0], repeat_seeds=4,
                             repeat_nfes=(10, 20), **common),
         image=AccuracyConfig(samples=n[1], schedules=both, floor_repeats=floors[1], **common),
         classes=AccuracyConfig(samples=n[2], schedules=("karras",), chains=("cfg",), pack_chains=CHAIN_NAMES,

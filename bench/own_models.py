@@ -1,17 +1,21 @@
 """Own-models benchmark (issue 7 §4): a CPU training run on the default reference's pictures, its samples against
-the weight-free issue's "novel" and "faithful" criteria, its denoising error on held-out crops next to the patch
+the weight-free issue's "novel" and "faithful" criteria, its denoising error on held-out pictures next to the patch
 target's, and training throughput (CPU, and the GPU when there is one). Written into docs/BENCHMARKS.md.
 
     .venv/bin/python bench/own_models.py            # about 14 minutes on 2 cores: 10 of them are the training
     .venv/bin/python bench/own_models.py --quick    # about 3 minutes: 1 minute of training (not the goal's run)
 
-Data: eight pictures of the default reference generator (the painting, seeds 0, 4, ..., 28: one palette) at
-128 px, seen as random 64 px crops (a "64x64 model"). The patch target gets the same eight pictures. Held out:
-the generator's seed-40 picture, which neither saw. The criteria treat the eight pictures laid side by side as
-"the reference": novel = the median distance from output 16x16 patches to the nearest patch of all eight >= the
-same between the two halves (pictures 0-3 against 4-7); faithful = colour sliced-W2 and random-feature Gram
-distance to all eight <= 1.5x the halves' value. Samples are 128 px (the pictures' size; the model is fully
-convolutional), as bench/patch.py judges the patch target.
+Data: eight pictures of the default reference generator (the painting, seeds 0, 4, ..., 28: one palette), drawn
+at 128 px and scaled to 64 px (antialiased): a 64x64 model learns whole 64x64 pictures. The patch target gets the
+same eight 64 px pictures. Held out: the generator's seed 40, 44, 48 and 52 pictures, which neither saw. The
+criteria treat the eight pictures laid side by side as "the reference": novel = the median distance from output
+16x16 patches to the nearest patch of all eight >= the same between the two halves (pictures 0-3 against 4-7);
+faithful = colour sliced-W2 and random-feature Gram distance to all eight <= 1.5x the halves' value. Samples are
+64x64, as the pictures.
+
+(Until 2026-11-29 this benchmark trained on random 64 px crops of the 128 px pictures and sampled 128 px: a model
+that sees crops cannot learn where the sky is, and its samples failed the colour criterion for that reason. The
+goal asks for a 64x64 model; it now sees whole 64x64 pictures.)
 """
 from __future__ import annotations
 
@@ -30,20 +34,26 @@ log = logging.getLogger("bench.own_models")
 
 REFERENCE = "painting"
 TRAIN_SEEDS = tuple(range(0, 32, 4))  # one palette (painting palette = seed % 4)
-HELD_OUT_SEED = 40
-REF_SIZE = 128
+HELD_OUT_SEEDS = (40, 44, 48, 52)  # the same palette, never trained on, not in the patch bank
+FRESH_SEED = HELD_OUT_SEEDS[0]  # a genuinely new picture, to calibrate the criteria
+RENDER_SIZE = 128  # the generator draws at this size; the pictures are scaled down to SIZE
 SIZE = 64
+BATCH, LR = 8, 2e-3  # measured on this machine kind: for a 10-minute CPU run, more and larger steps beat batch 16
+ARCH = dict(mults=(1, 2, 2, 2), attention=(3,))  # 4 levels, attention at 8x8: whole-picture layout (sky above ground)
 GOAL_SIGMAS = (0.1, 0.2, 0.5, 1.0, 2.0)
 WALKS = {"own model": dict(walk="adams", schedule="karras", steps=30),  # each target's recommended walk
          "patch target": dict(walk="euler_ancestral", schedule="karras", steps=30)}
 
 
 def pictures(seeds):
+    """[N, 3, SIZE, SIZE] in [-1, 1]: the generator's pictures drawn at RENDER_SIZE, scaled down antialiased."""
     import torch
+    import torch.nn.functional as F
 
     from rwalk.walk_core.references import reference_image
 
-    return torch.stack([reference_image(REFERENCE, REF_SIZE, REF_SIZE, s) * 2 - 1 for s in seeds])
+    drawn = torch.stack([reference_image(REFERENCE, RENDER_SIZE, RENDER_SIZE, s) * 2 - 1 for s in seeds])
+    return F.interpolate(drawn, size=(SIZE, SIZE), mode="bilinear", antialias=True, align_corners=False)
 
 
 def train_run(minutes: float, device: str, threads: int):
@@ -52,11 +62,12 @@ def train_run(minutes: float, device: str, threads: int):
     from rwalk.models import TrainConfig, UNetConfig, from_tensors, train
 
     torch.set_num_threads(threads)
-    data = from_tensors(pictures(TRAIN_SEEDS), source=f"{REFERENCE} seeds {TRAIN_SEEDS} at {REF_SIZE} px")
-    val = from_tensors(pictures([HELD_OUT_SEED]), source=f"{REFERENCE} seed {HELD_OUT_SEED}")
+    data = from_tensors(pictures(TRAIN_SEEDS), source=f"{REFERENCE} seeds {TRAIN_SEEDS} at {SIZE} px")
+    val = from_tensors(pictures(HELD_OUT_SEEDS), source=f"{REFERENCE} seeds {HELD_OUT_SEEDS} at {SIZE} px")
     out = OUT / f"own_{REFERENCE}_{device}.safetensors"
-    config = TrainConfig(size=SIZE, minutes=minutes, device=device, crops="native")
-    return train(data, out, config, UNetConfig(), val=val, resume=False)
+    # native crops of SIZE from SIZE px pictures: every crop is a whole picture (flipped or not)
+    config = TrainConfig(size=SIZE, minutes=minutes, device=device, crops="native", batch_size=BATCH, lr=LR)
+    return train(data, out, config, UNetConfig(**ARCH), val=val, resume=False)
 
 
 def sample_rows(model_path: Path, seeds) -> dict:
@@ -68,11 +79,11 @@ def sample_rows(model_path: Path, seeds) -> dict:
     from rwalk.walk_core.targets.patch import PatchSpec, patch_target
 
     train = pictures(TRAIN_SEEDS)
-    ref = torch.cat(list(train), dim=-1)  # the eight pictures side by side: [3, 128, 8 * 128]
-    targets = {"own model": model_target(load_model(model_path), REF_SIZE),
-               "patch target": patch_target(PatchSpec(train), REF_SIZE, REF_SIZE)}
+    ref = torch.cat(list(train), dim=-1)  # the eight pictures side by side: [3, SIZE, 8 * SIZE]
+    targets = {"own model": model_target(load_model(model_path), SIZE),
+               "patch target": patch_target(PatchSpec(train), SIZE, SIZE)}
     outs = {name: [run_walk(t, WalkRequest(seed=s, **WALKS[name])).x[0] for s in seeds] for name, t in targets.items()}
-    outs["fresh picture (calibration)"] = [pictures([HELD_OUT_SEED])[0]]
+    outs["fresh picture (calibration)"] = [pictures([FRESH_SEED])[0]]
     rows = {}
     for name, xs in outs.items():
         reports = [quality.patch_report(x, ref) for x in xs]
@@ -91,7 +102,7 @@ def denoising_rows(model_path: Path) -> dict:
     from rwalk.models.validation import ValidationSet
     from rwalk.walk_core.targets.patch import PatchSpec, patch_target
 
-    held = ValidationSet.from_images(from_tensors(pictures([HELD_OUT_SEED])), SIZE, seed=1, held_out=True, count=32)
+    held = ValidationSet.from_images(from_tensors(pictures(HELD_OUT_SEEDS)), SIZE, seed=1, held_out=True, count=32)
     model = load_model(model_path).denoiser
     patch = patch_target(PatchSpec(pictures(TRAIN_SEEDS)), SIZE, SIZE)
     with torch.no_grad():
@@ -105,7 +116,7 @@ def save_strip(samples: dict, path: Path) -> Path:
     import torch
     from PIL import Image
 
-    rows = [torch.cat([pictures([0])[0]] + [x.clamp(-1, 1) for x in xs] + [torch.zeros(3, REF_SIZE, REF_SIZE)] *
+    rows = [torch.cat([pictures([0])[0]] + [x.clamp(-1, 1) for x in xs] + [torch.zeros(3, SIZE, SIZE)] *
                       (4 - len(xs)), dim=-1) for name, xs in samples.items() if "fresh" not in name]
     grid = torch.cat(rows, dim=-2)
     array = ((grid.permute(1, 2, 0) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
@@ -116,25 +127,29 @@ def save_strip(samples: dict, path: Path) -> Path:
 
 def render(result, samples, errors, gpu, command, minutes, figure: str) -> str:
     params = sum(p.numel() for p in result.model.parameters()) / 1e6
+    arch = result.model.config
+    held = ", ".join(map(str, HELD_OUT_SEEDS))
     lines = ["## Own models (issue 7)\n",
-             f"Command: `{command}` (2 torch threads). A {minutes:g}-minute CPU training run of the default U-Net "
-             f"(width 32, 3 levels, 2 blocks, {params:.2f} M parameters) on eight `{REFERENCE}` pictures (seeds "
-             f"{', '.join(map(str, TRAIN_SEEDS))}) at {REF_SIZE} px, native {SIZE} px crops, batch 16: "
-             f"{result.steps} steps, {result.images} images in {result.seconds:.0f} s = "
-             f"**{result.images / result.seconds:.1f} images/s** on the CPU (periodic validation and sample grids "
-             f"included); validation loss on the held-out seed-{HELD_OUT_SEED} picture {result.val_loss:.4f}.\n"]
+             f"Command: `{command}` (2 torch threads). A {minutes:g}-minute CPU training run of the U-Net "
+             f"(width {arch.width}, {len(arch.mults)} levels {tuple(arch.mults)}, {arch.blocks} blocks, attention at "
+             f"levels {tuple(arch.attention) or 'none'}, {params:.2f} M parameters) on eight `{REFERENCE}` pictures "
+             f"(seeds {', '.join(map(str, TRAIN_SEEDS))}) drawn at {RENDER_SIZE} px and scaled to {SIZE} px, whole "
+             f"pictures with flips, batch {BATCH}, learning rate {LR:g}: {result.steps} steps, {result.images} images "
+             f"in {result.seconds:.0f} s = **{result.images / result.seconds:.1f} images/s** on the CPU (periodic "
+             f"validation and sample grids included); validation loss on the held-out pictures (seeds {held}) "
+             f"{result.val_loss:.4f}.\n"]
     if gpu is not None:
         lines.append(f"GPU ({gpu['name']}): {gpu['images']} images in {gpu['seconds']:.0f} s = "
                      f"**{gpu['images'] / gpu['seconds']:.1f} images/s** (same settings).\n")
     else:
         lines.append("GPU: not measured (no GPU on the machine that ran this).\n")
     lines += ["### Samples against the weight-free criteria\n",
-              f"{REF_SIZE}x{REF_SIZE} samples; *the reference* = the eight training pictures side by side, and "
+              f"{SIZE}x{SIZE} samples; *the reference* = the eight training pictures side by side, and "
               "*halves* = the same measure between pictures 0-3 and 4-7. Novel: the median distance from output "
               "16x16 patches to their nearest patch of the reference >= the halves' value; faithful: colour "
               "sliced-W2 and random-feature Gram distance to the reference <= 1.5x the halves'. Counts = samples "
               "passing. Walks: own model adams, patch target euler_ancestral (each one's recommended), karras, "
-              f"30 steps. *fresh picture*: the generator's seed-{HELD_OUT_SEED} picture, a genuinely new sample "
+              f"30 steps. *fresh picture*: the generator's seed-{FRESH_SEED} picture, a genuinely new sample "
               "of the same distribution, to calibrate the criteria.\n",
               "| target | novelty / halves | colour SW2 / halves | Gram / halves | novel | colour | Gram | all |",
               "|---|---|---|---|---|---|---|---|"]
@@ -144,9 +159,9 @@ def render(result, samples, errors, gpu, command, minutes, figure: str) -> str:
                      f"{r['novel_pass']}/{r['n']} | {r['colour_pass']}/{r['n']} | {r['gram_pass']}/{r['n']} | "
                      f"{r['all_pass']}/{r['n']} |")
     lines += ["", f"![reference, then own-model and patch-target samples]({figure})", "",
-              "### Denoising error on held-out crops\n",
-              f"Mean squared error per pixel of D(y + sigma n, sigma) against y (pixels in [-1, 1]) on 32 crops of "
-              f"{SIZE} px from the seed-{HELD_OUT_SEED} picture (never trained on, not in the patch bank), fixed "
+              "### Denoising error on held-out pictures\n",
+              f"Mean squared error per pixel of D(y + sigma n, sigma) against y (pixels in [-1, 1]) on 32 draws of "
+              f"the {SIZE} px held-out pictures (seeds {held}; never trained on, not in the patch bank), fixed "
               "noise. *shrinkage* = c_skip y, what an untrained model gives.\n",
               "| sigma | own model | patch target | shrinkage | own < patch |", "|---|---|---|---|---|"]
     for s in errors["own model"]:
