@@ -24,7 +24,7 @@ from typing import Dict, List, Optional, Sequence, Union
 
 from .accuracy import AccuracyConfig, Score
 from .chains import CHAIN_NAMES
-from .config import BenchConfig
+from .config import BenchConfig, default_config
 from .goals import GoalResult, evaluate_goals, goals_table
 from .overhead import OverheadConfig
 from .pipeline import measure
@@ -74,9 +74,11 @@ def goal_config(quick: bool = True, peers: Union[str, Sequence[str], None] = "be
     """The benchmark configuration of :func:`evaluate`."""
     n = (1000, 300, 300) if quick else (2000, 1000, 1000)
     both = ("karras", "exponential")
-    # --full: the published run's sizes, spreads (which set the further initial noises' seeds) and repeats
-    common = dict(nfes=BUDGETS, seed=seed, spread_seeds=0 if quick else 8, plot_nfe=20)
-    floors = (10, 10, 10) if quick else (60, 20, 20)
+    # --full: the published run's sizes, spreads (which set the further initial noises' seeds) and floor sets
+    published = default_config()
+    common = dict(nfes=BUDGETS, seed=seed, spread_seeds=0 if quick else published.ring.spread_seeds, plot_nfe=20)
+    floors = (10, 10, 10) if quick else tuple(c.floor_repeats for c in (published.ring, published.image,
+                                                                        published.classes))
     if peers is None or peers == "none":
         sources, names = (), None
     elif peers == "all":

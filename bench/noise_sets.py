@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -30,7 +29,10 @@ log = logging.getLogger("bench.noise_sets")
 
 
 def mean_se(values):
-    return statistics.fmean(values), statistics.stdev(values) / len(values) ** 0.5
+    from rwalk.bench.metrics import summarize
+
+    spread = summarize(values)
+    return spread.mean, spread.sd / len(values) ** 0.5
 
 
 def measure(walks, budget: int, schedule: str, sets: int, bases=BASES, samples: int = SAMPLES):
