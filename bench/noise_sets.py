@@ -65,11 +65,13 @@ def measure(walks, budget: int, schedule: str, sets: int, bases=BASES, samples: 
     return keys, rows
 
 
-def markdown(keys, rows, budget: int, schedule: str, sets: int, seconds: float) -> str:
+def markdown(keys, rows, budget: int, schedule: str, sets: int, seconds: float, walks=()) -> str:
     from rwalk.bench.scoring import METRICS
 
+    named = "".join(f" {w}" for w in walks)
     lines = ["## Many initial noises on the 2-D ring (issue 6, part 3)", "",
-             "```", f".venv/bin/python bench/noise_sets.py --budget {budget} --sets {sets} --write", "```", "",
+             "```", f".venv/bin/python bench/noise_sets.py{named} --budget {budget} --schedule {schedule} "
+             f"--sets {sets} --write", "```", "",
              f"Each walk at NFE {budget} ({schedule}) from {sets} initial-noise sets of {SAMPLES} items in each of "
              f"{len(BASES)} seed ranges (the published run's range starts at 0), next to "
              f"{sets * len(BASES)} exact sets; mean ± standard error over the sets. A walk whose pooled mean is "
@@ -102,7 +104,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     start = time.perf_counter()
     keys, rows = measure([parse_walk(w) for w in args.walks], args.budget, args.schedule, args.sets)
-    text = markdown(keys, rows, args.budget, args.schedule, args.sets, time.perf_counter() - start)
+    text = markdown(keys, rows, args.budget, args.schedule, args.sets, time.perf_counter() - start, args.walks)
     if args.write:
         from rwalk.bench.sections import replace_section
 

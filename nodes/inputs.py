@@ -13,13 +13,15 @@ INPUTS: Dict[str, Tuple[Any, Dict[str, Any]]] = {
         "The random walk from noise to the target. euler/heun: deterministic ODE baselines; euler_ancestral: "
         "ancestral (DDPM) steps; edm: Karras et al. 2022 churned Heun; langevin: annealed Langevin dynamics "
         "(Song & Ermon 2019); pc: predictor-corrector (Song et al. 2021); adams: deterministic multistep on the "
-        "noise prediction in log sigma (DEIS-style exponential integrator), the most accurate at 10-20 steps.")}),
+        "noise prediction in log sigma (DEIS-style exponential integrator), the most accurate at 10-20 steps; "
+        "er_sde: multistep exponential integrator of the extended reverse SDE (Cui et al. 2023), the most "
+        "accurate stochastic walk at 10-20 steps.")}),
     "schedule": (SCHEDULES.names(), {"default": "karras", "tooltip": (
         "How the noise level sigma falls from sigma_max to sigma_min: karras (rho 7), exponential (uniform in "
         "log sigma), polyexponential, linear (uniform in sigma), vp (the VP-SDE's).")}),
     "steps": ("INT", {"default": 20, "min": 1, "max": 10000, "tooltip": (
-        "Number of noise levels. Evaluations per step: 1 for euler, euler_ancestral, adams; ~2 for heun, edm; "
-        "corrector_steps (+1 at the end) for langevin; 1 + corrector_steps for pc.")}),
+        "Number of noise levels. Evaluations per step: 1 for euler, euler_ancestral, adams, er_sde; ~2 for heun, "
+        "edm; corrector_steps (+1 at the end) for langevin; 1 + corrector_steps for pc.")}),
     "seed": ("INT", {"default": 0, "min": 0, "max": SEED_MAX, "control_after_generate": True, "tooltip": (
         "Seed of the walk's noise. Item i of a batch uses seed + i, so any image can be remade alone.")}),
     "batch_size": ("INT", {"default": 1, "min": 1, "max": 64, "tooltip": "How many pictures to walk at once."}),
@@ -39,7 +41,7 @@ INPUTS: Dict[str, Tuple[Any, Dict[str, Any]]] = {
         "Used by euler_ancestral and pc: scale of the fresh noise of each ancestral step (0 = deterministic, "
         "1 = exact ancestral sampling).")}),
     "s_noise": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 2.0, "step": 0.001, "tooltip": (
-        "Used by euler_ancestral, edm, langevin and pc: multiplies every fresh noise draw (EDM's S_noise; "
+        "Used by euler_ancestral, edm, langevin, pc and er_sde: multiplies every fresh noise draw (EDM's S_noise; "
         "slightly above 1 can offset detail loss).")}),
     "churn": ("FLOAT", {"default": 40.0, "min": 0.0, "max": 1000.0, "step": 0.1, "tooltip": (
         "Used by edm: S_churn, the total amount of noise re-added (per step gamma = min(churn/steps, "
@@ -51,9 +53,9 @@ INPUTS: Dict[str, Tuple[Any, Dict[str, Any]]] = {
         "Used by langevin (Langevin steps per noise level, at least 1) and pc (corrector steps per level; "
         "0 = the predictor alone).")}),
     "order": ("INT", {"default": 0, "min": 0, "max": 4, "tooltip": (
-        "Used by adams: how many past noise predictions its polynomial uses (1 = Euler; 3 = its default, the "
-        "most accurate unguided; 2 is steadier under strong guidance at 10 steps or fewer). 0 = the walk's "
-        "default.")}),
+        "Used by adams and er_sde: how many past estimates their polynomial uses (1 = first order; 3 = their "
+        "default, the most accurate unguided; 2 is steadier under strong guidance at 10 steps or fewer). 0 = "
+        "the walk's default.")}),
     "denoise": ("FLOAT", {"default": 1.0, "min": 0.01, "max": 1.0, "step": 0.01, "tooltip": (
         "With an init image or latent: how much of the walk to run from it (1 = start from pure noise and "
         "ignore the init's content, 0.3 = keep most of it).")}),

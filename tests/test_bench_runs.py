@@ -148,5 +148,29 @@ def test_noise_sets_tells_a_coarse_walk_from_exact(monkeypatch):
     assert list(rows) == ["exact", "`euler`, seeds from 0", "`euler`, seeds from 1000000", "`euler`, all 2 ranges"]
     (walk, walk_se), (exact, exact_se) = rows["`euler`, all 2 ranges"]["sw2"], rows["exact"]["sw2"]
     assert walk - exact > 3 * (walk_se ** 2 + exact_se ** 2) ** 0.5
-    text = noise_sets.markdown(keys, rows, 3, "karras", 3, 1.0)
+    text = noise_sets.markdown(keys, rows, 3, "karras", 3, 1.0, ["euler"])
     assert text.count("\n| `euler`") == 3 and "| exact |" in text
+    assert "bench/noise_sets.py euler --budget 3 --schedule karras --sets 3 --write" in text  # the command remakes it
+
+
+def test_patch_benchmark_calibrates_the_criteria_with_fresh_pictures(monkeypatch):
+    """bench/patch.py: each reference's row carries the walks' and the fresh pictures' pass counts (within their
+    counts), and the rendered table and summary say how many fresh pictures pass all three criteria."""
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "bench"))
+    import patch as patch_bench
+
+    monkeypatch.setattr(patch_bench, "REFERENCES", ("bricks", "marble"))
+    rows = patch_bench.criteria_rows(range(1), 32, fresh_seeds=(20, 40))
+    assert [r["reference"] for r in rows] == ["bricks", "marble"]
+    for r in rows:
+        assert r["n"] == 1 and r["n_fresh"] == 2
+        for key in ("novel", "colour", "gram", "all"):
+            assert 0 <= r[f"{key}_pass"] <= 1 and 0 <= r[f"{key}_pass_fresh"] <= 2
+        assert r["all_pass_fresh"] <= min(r[f"{k}_pass_fresh"] for k in ("novel", "colour", "gram"))
+        assert r["novelty_fresh"] > 0 and r["novelty_halves"] > 0
+    text = patch_bench.render([], rows, [], "cmd", 32)
+    assert text.count("| bricks |") == 1 and " · " in text
+    fresh_all = sum(r["all_pass_fresh"] for r in rows)
+    assert f"and {fresh_all} of 4 fresh pictures" in text

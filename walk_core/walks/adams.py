@@ -33,7 +33,7 @@ from typing import List, Sequence, Tuple
 import torch
 
 from ..noise import ItemNoise
-from .base import as_sigmas, batch_sigma, check_option, register_walk, report
+from .base import as_sigmas, batch_sigma, multistep_order, push_history, register_walk, report
 
 def _lower_gamma_ratio(k: int, h: float) -> float:
     """P(k + 1, h) = (1 / k!) integral_0^h u^k e^-u du, without cancellation for small h."""
@@ -95,10 +95,7 @@ def adams(model, x, sigmas, extra_args=None, callback=None, disable=None, *, ord
     """Adams multistep on eps in log sigma (DEIS / multistep DPM-Solver, noise-prediction form): one
     evaluation per level, ``order`` previous noise predictions (1 = Euler; 0 = auto: 3, or 2 on a guided
     denoiser)."""
-    check_option("adams", "order", order, 0, 4)
-    if int(order) != order:
-        raise ValueError(f"walk adams: order={order} is not allowed; expected an integer 0..4 (0 = auto)")
-    order = int(order) or (2 if getattr(model, "guided", False) else 3)
+    order = multistep_order("adams", order, model)
     breaks = [float(b) for b in getattr(model, "sigma_breaks", ())]  # where the denoiser jumps (see below)
     extra_args = extra_args or {}
     sigmas = as_sigmas(sigmas, x, "adams")
@@ -110,12 +107,7 @@ def adams(model, x, sigmas, extra_args=None, callback=None, disable=None, *, ord
         if sigma_next == 0:  # the last step: the denoised estimate itself
             x = denoised
         else:
-            if history and history[-1][0] == sigma:  # a repeated level (constant schedule): one node per sigma
-                history.pop()
-            if history and any(sigma <= b <= history[-1][0] for b in breaks):  # (the levels differ here)
-                history = []  # a guidance term switched on or off since the last level: a fresh start
-            history.append((sigma, (x - denoised).div_(sigma)))
-            history = history[-order:]
+            history = push_history(history, sigma, (x - denoised).div_(sigma), breaks, order)
             if sigma_next == sigma:  # a zero-length step
                 report("adams", callback, i, x, sigmas[i], sigmas[i], denoised)
                 continue

@@ -104,6 +104,26 @@ def check_option(walk: str, name: str, value: float, lo: float, hi: float = math
         raise ValueError(f"walk {walk}: {name}={value} is not allowed; expected {lo}..{hi}")
 
 
+def multistep_order(walk: str, order, model) -> int:
+    """A multistep walk's ``order`` option checked (an integer 0..4) and resolved: 0 = auto, 3 on a plain
+    denoiser and 2 on one the guidance chain marks ``guided`` (high orders extrapolate a bent trajectory)."""
+    check_option(walk, "order", order, 0, 4)
+    if int(order) != order:
+        raise ValueError(f"walk {walk}: order={order} is not allowed; expected an integer 0..4 (0 = auto)")
+    return int(order) or (2 if getattr(model, "guided", False) else 3)
+
+
+def push_history(history: list, sigma: float, value: torch.Tensor, breaks, order: int) -> list:
+    """A multistep walk's history of (sigma, value) nodes after adding this level's: one node per sigma, and a
+    fresh start when a guidance term switched on or off (a ``sigma_breaks`` value) since the last node, so no
+    polynomial is fitted across the denoiser's jump; the last ``order`` nodes are kept."""
+    if history and history[-1][0] == sigma:  # a repeated level (constant schedule)
+        history = history[:-1]
+    if history and any(sigma <= b <= history[-1][0] for b in breaks):
+        history = []
+    return (history + [(sigma, value)])[-order:]
+
+
 def as_sigmas(sigmas, x: torch.Tensor, walk: str) -> torch.Tensor:
     """Validate the schedule: 1-D, at least two values, descending (non-increasing), ending in 0."""
     sigmas = torch.as_tensor(sigmas)
