@@ -23,6 +23,7 @@ import pytest
 
 from test_workflows import COMFY_WORKFLOWS, ROOT, WORKFLOWS, load_cli, node_table, small
 from rwalk.nodes import NODE_CLASS_MAPPINGS
+from rwalk.walk_core import WALKS
 from rwalk.walk_core.runner import load_workflow
 from rwalk.walk_core.runner.remote import server_node_table
 
@@ -149,7 +150,7 @@ def _wait(url: str, prompt_id: str, timeout: float = 300.0) -> dict:
     pytest.fail(f"prompt {prompt_id} did not finish in {timeout} s")
 
 
-def _walk_prompt(patches: list, steps: int = 3, size: int = 64, seed: int = 0) -> dict:
+def _walk_prompt(patches: list, steps: int = 3, size: int = 64, seed: int = 0, walk: str = "") -> dict:
     """Checkpoint -> patches (class, inputs) in order -> MODEL target -> CFG 5 -> WalkSampler -> SaveImage."""
     prompt = {"1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": CHECKPOINT}},
               "2": {"class_type": "CLIPTextEncode", "inputs": {"text": "a lighthouse", "clip": ["1", 1]}},
@@ -162,6 +163,8 @@ def _walk_prompt(patches: list, steps: int = 3, size: int = 64, seed: int = 0) -
               for name, spec in NODE_CLASS_MAPPINGS["WalkSampler"].INPUT_TYPES()["required"].items()}
     walker.update({"target": ["4", 0], "guidance": ["5", 0], "steps": steps, "width": size, "height": size,
                    "seed": seed, "trajectory_every": 0})
+    if walk:
+        walker["walk"] = walk
     prompt.update({
         "4": {"class_type": "TargetDistributionModel", "inputs": {"model": model, "positive": ["2", 0],
                                                                   "negative": ["3", 0], "vae": ["1", 2]}},
@@ -186,6 +189,15 @@ PATCHES = {
 def test_walk_runs_under_every_prediction_type_and_model_patch(comfyui, name):
     url, _, _ = comfyui
     result = _wait(url, _queue(url, _walk_prompt(PATCHES[name])))
+    assert result["status"]["status_str"] == "success", result["status"]
+    assert result["outputs"]["7"]["images"]
+
+
+@pytest.mark.parametrize("walk", WALKS.names())
+def test_every_walk_runs_on_a_model_inside_comfyui(comfyui, walk):
+    """Each registered walk (multistep and stochastic ones included) through WalkSampler on a real UNet with CFG."""
+    url, _, _ = comfyui
+    result = _wait(url, _queue(url, _walk_prompt([], walk=walk)))
     assert result["status"]["status_str"] == "success", result["status"]
     assert result["outputs"]["7"]["images"]
 
