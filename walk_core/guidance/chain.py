@@ -176,7 +176,7 @@ class GuidanceChain:
                 records.append(GuidanceRecord(s, norms))
             return denoised
 
-        # hints for walks that fit polynomials through past evaluations (adams): the denoiser is guided (its
+        # hints for walks that fit polynomials through past evaluations (adams, er_sde): the denoiser is guided (its
         # trajectory bends harder, so they keep a lower order) and where a term switches on or off it jumps
         guided.guided = True
         guided.sigma_breaks = tuple(sorted({edge for hi, lo in intervals for edge in (hi, lo)
