@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -87,11 +86,7 @@ def sample_rows(model_path: Path, seeds) -> dict:
     outs["fresh pictures (calibration)"] = list(pictures(FRESH_SEEDS))
     rows = {}
     for name, xs in outs.items():
-        reports = [quality.patch_report(x, ref) for x in xs]
-        passed = [quality.criteria(r) for r in reports]
-        rows[name] = {**{k: statistics.mean(r[k] for r in reports) for k in reports[0]},
-                      **{f"{k}_pass": sum(p[k] for p in passed) for k in passed[0]},
-                      "all_pass": sum(all(p.values()) for p in passed), "n": len(reports)}
+        rows[name] = quality.criteria_summary([quality.patch_report(x, ref) for x in xs])
         log.info("%s: %s", name, rows[name])
     return rows, {name: xs[:4] for name, xs in outs.items()}
 

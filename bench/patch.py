@@ -63,16 +63,6 @@ def timed_cases(sizes, repeats: int, threads: int) -> list:
     return rows
 
 
-def _summary(reports) -> dict:
-    """Means of the measures and how many pictures pass each criterion (and all three)."""
-    from rwalk.walk_core import quality
-
-    passed = [quality.criteria(r) for r in reports]
-    return {**{k: statistics.mean(r[k] for r in reports) for k in reports[0]},
-            **{f"{k}_pass": sum(p[k] for p in passed) for k in passed[0]},
-            "all_pass": sum(all(p.values()) for p in passed), "n": len(reports)}
-
-
 def criteria_rows(seeds, size: int, fresh_seeds=FRESH_SEEDS) -> list:
     import torch
 
@@ -91,9 +81,9 @@ def criteria_rows(seeds, size: int, fresh_seeds=FRESH_SEEDS) -> list:
             reports.append(quality.patch_report(x, ref))
         # calibration: fresh pictures of the same procedural generator (other seeds, same palette / stone) --
         # genuinely new samples of the reference's own distribution, judged by the same criteria
-        fresh = _summary([quality.patch_report(reference_image(name, size, size, s) * 2 - 1, ref)
+        fresh = quality.criteria_summary([quality.patch_report(reference_image(name, size, size, s) * 2 - 1, ref)
                           for s in fresh_seeds])
-        rows.append({"reference": name, **_summary(reports), **{f"{k}_fresh": v for k, v in fresh.items()}})
+        rows.append({"reference": name, **quality.criteria_summary(reports), **{f"{k}_fresh": v for k, v in fresh.items()}})
         log.info("%s: %s", name, {k: round(v, 3) for k, v in rows[-1].items() if isinstance(v, float)})
     del torch
     return rows

@@ -213,3 +213,14 @@ def test_node_handles_grey_rgba_and_empty_batches():
         node.build(torch.zeros(0, 32, 32, 3), 7, 0.3, False, "")
     with pytest.raises(ValueError, match="weights"):
         node.build(torch.rand(2, 32, 32, 3), 7, 0.3, False, "1")
+
+
+def test_criteria_summary_means_and_counts():
+    """Two reports: one passing everything, one failing novelty only -> means, per-criterion and all-three counts."""
+    good = {"novelty": 0.3, "novelty_halves": 0.2, "colour_swd": 0.1, "colour_swd_halves": 0.1, "gram": 0.1,
+            "gram_halves": 0.1}
+    copied = {**good, "novelty": 0.1}
+    summary = quality.criteria_summary([good, copied])
+    assert summary["novelty"] == pytest.approx(0.2) and summary["gram"] == pytest.approx(0.1)
+    assert (summary["novel_pass"], summary["colour_pass"], summary["gram_pass"]) == (1, 2, 2)
+    assert summary["all_pass"] == 1 and summary["n"] == 2

@@ -98,5 +98,14 @@ def criteria(report: Dict[str, float], factor: float = 1.5) -> Dict[str, bool]:
             "gram": report["gram"] <= factor * report["gram_halves"]}
 
 
-__all__ = ["colour_swd", "criteria", "gram_distance", "halves", "luminance", "nearest_patch_median",
+def criteria_summary(reports) -> Dict[str, float]:
+    """Several pictures' reports -> the mean of each measure, how many pass each criterion (``novel_pass``, ...),
+    how many pass all three (``all_pass``) and how many there are (``n``)."""
+    passed = [criteria(r) for r in reports]
+    return {**{k: sum(r[k] for r in reports) / len(reports) for k in reports[0]},
+            **{f"{k}_pass": sum(p[k] for p in passed) for k in passed[0]},
+            "all_pass": sum(all(p.values()) for p in passed), "n": len(reports)}
+
+
+__all__ = ["colour_swd", "criteria", "criteria_summary", "gram_distance", "halves", "luminance", "nearest_patch_median",
            "patch_report", "ssim"]

@@ -113,9 +113,9 @@ def er_sde(model, x, sigmas, extra_args=None, callback=None, disable=None, *, or
             pass
         else:
             history = push_history(history, sigma, denoised, breaks, order)
-            ratio = phi(sigma_next, exponent) / phi(sigma, exponent)
-            weights = er_sde_weights(sigma, sigma_next, [s for s, _ in history], exponent)
             scale = phi(sigma_next, exponent)
+            ratio = scale / phi(sigma, exponent)
+            weights = er_sde_weights(sigma, sigma_next, [s for s, _ in history], exponent)
             x = torch.mul(x, ratio)  # a new tensor: the caller's x is never written
             for w, (_, d) in zip(weights, history):
                 x.add_(d, alpha=scale * w)
