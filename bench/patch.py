@@ -107,7 +107,8 @@ def tradeoff_rows(seeds, size: int, settings) -> list:
                 report = quality.patch_report(run_walk(target, WalkRequest(steps=30, seed=seed)).x[0], ref)
                 for key in ratios:
                     ratios[key].append(report[key] / report[f"{key}_halves"])
-        full = {"patch_size": PatchSpec.patch_size, "level_sigma": PatchSpec.level_sigma, **kw}
+        full = {"patch_size": PatchSpec.patch_size, "level_sigma": PatchSpec.level_sigma, "balance": PatchSpec.balance,
+                **kw}
         rows.append({**full, **{k: statistics.mean(v) for k, v in ratios.items()}, "n": len(ratios["gram"])})
         log.info("setting %s: %s", kw, rows[-1])
     return rows
@@ -181,17 +182,22 @@ def render(timing, crit, transfer, command: str, crit_size: int, tradeoff=()) ->
               "picture of the same generator is about as far from the reference as the reference's two halves are "
               "from each other, so 'novel' sits at the edge of the references' own distribution."]
     if tradeoff:
-        lines += ["", "### Patch size and level_sigma: structure against novelty", "",
+        from rwalk.walk_core.targets.patch import PatchSpec  # noqa: PLC0415
+
+        lines += ["", "### Patch size, level_sigma and balance: structure against novelty", "",
                   "Each measure divided by its halves value, averaged over the five references and the seeds "
                   "(novelty: higher is more novel, goal ≥ 1; colour and Gram: lower is more faithful, goal ≤ 1.5). "
                   "Smaller patches at the coarse levels break the references' arrangement into smaller pieces: more "
                   "novel and closer in colour, but large structure (brick courses, a painting's layout) is lost — "
-                  "7 is the default for that reason. A higher level_sigma hands over to finer levels earlier, so "
-                  "coarse levels copy less of the references' arrangement (0.6 is the default).", "",
-                  "| patch_size | level_sigma | novelty / halves | colour SW2 / halves | Gram / halves | walks |",
-                  "|---|---|---|---|---|---|"]
-        lines += [f"| {r['patch_size']} | {r['level_sigma']:g} | {r['novelty']:.2f} | {r['colour_swd']:.2f} | "
-                  f"{r['gram']:.2f} | {r['n']} |" for r in tradeoff]
+                  f"{PatchSpec.patch_size} is the default for that reason. A higher level_sigma hands over to finer "
+                  "levels earlier, so coarse levels copy less of the references' arrangement: more novel, less "
+                  f"faithful ({PatchSpec.level_sigma:g} is the default). Balance discounts the bank patches that many "
+                  "pixels pile onto at the dense (coarse) levels, so the picture's patch mix stays close to the "
+                  f"references' ({PatchSpec.balance:g} is the default; 0 is the plain posterior).", "",
+                  "| patch_size | level_sigma | balance | novelty / halves | colour SW2 / halves | Gram / halves | walks |",
+                  "|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['patch_size']} | {r['level_sigma']:g} | {r['balance']:g} | {r['novelty']:.2f} | "
+                  f"{r['colour_swd']:.2f} | {r['gram']:.2f} | {r['n']} |" for r in tradeoff]
     lines += ["", "### Photo style transfer (the `photo` content in the style of the `painting`)", "",
               "Walk from the content noised to denoise 0.7 (30 steps). SSIM of luminance against the photo "
               "(goal ≥ 0.5) and colour sliced-W2 against the style image (goal ≤ 1.5 × the style's halves value).", "",
@@ -225,7 +231,8 @@ def main(argv=None) -> int:
     seeds = range(2) if args.quick else range(4)
     crit = criteria_rows(seeds, crit_size, FRESH_SEEDS[:3] if args.quick else FRESH_SEEDS)
     transfer = transfer_rows(seeds, crit_size, (3.0, 10.0) if args.quick else (1.0, 3.0, 10.0, 30.0))
-    settings = [{}, {"patch_size": 5}, {"patch_size": 3}, {"level_sigma": 0.3}, {"level_sigma": 1.0}]
+    settings = [{}, {"balance": 0.0}, {"patch_size": 5}, {"patch_size": 3}, {"level_sigma": 0.3},
+                {"level_sigma": 1.0}, {"level_sigma": 1.5}]
     tradeoff = tradeoff_rows(range(1) if args.quick else range(2), crit_size, settings)
     command = ".venv/bin/python bench/patch.py" + (" --quick" if args.quick else "")
     text = render(timing, crit, transfer, command, crit_size, tradeoff)

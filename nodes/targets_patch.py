@@ -66,11 +66,16 @@ class TargetDistributionPatches:
                                                  "step": 1024, "tooltip": (
                     "The bank bound: references with more pixels than this are scaled down (keeping their aspect) "
                     "before their patches are taken; the log says so. Bounds memory and time.")}),
+                "balance": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 4.0, "step": 0.1, "tooltip": (
+                    "Keeps the picture's mix of patches close to the references' own: on the coarse levels, "
+                    "patches that many pixels pile onto are discounted by how over-used they are. 1 = one "
+                    "balancing step (truer colours and texture statistics); 0 = off (the plain posterior, "
+                    "duller and blotchier); higher balances harder.")}),
             },
         }
 
     def build(self, images, patch_size, level_sigma, tileable, weights, content=None, content_weight=10.0,
-              sharpness=1.0, candidates=8, max_reference_pixels=MAX_REFERENCE_PIXELS):
+              sharpness=1.0, candidates=8, max_reference_pixels=MAX_REFERENCE_PIXELS, balance=1.0):
         if images is None or images.shape[0] < 1:
             raise ValueError(f"{WHO}: images is an empty batch; expected at least one reference picture")
         refs = image_to_walk(images, f"{WHO}: images")
@@ -78,6 +83,7 @@ class TargetDistributionPatches:
         w = parse_weights(weights, refs.shape[0], WHO) or None
         spec = PatchSpec(images=refs, weights=w, patch_size=int(patch_size), level_sigma=float(level_sigma),
                          sharpness=float(sharpness), candidates=int(candidates), tileable=bool(tileable),
+                         balance=float(balance),
                          max_reference_pixels=int(max_reference_pixels), content=walk_content,
                          content_weight=float(content_weight) if content is not None else 0.0,
                          name=f"{refs.shape[0]} reference picture(s)")

@@ -174,3 +174,22 @@ def test_patch_benchmark_calibrates_the_criteria_with_fresh_pictures(monkeypatch
     assert text.count("| bricks |") == 1 and " · " in text
     fresh_all = sum(r["all_pass_fresh"] for r in rows)
     assert f"and {fresh_all} of 4 fresh pictures" in text
+
+
+def test_patch_benchmark_tradeoff_rows_name_their_balance(monkeypatch):
+    """bench/patch.py: the trade-off table states each row's balance (the default's, unless the row sets it) and
+    a row with balance off measures another picture than the default's."""
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "bench"))
+    import patch as patch_bench
+
+    from rwalk.walk_core.targets.patch import PatchSpec
+
+    monkeypatch.setattr(patch_bench, "REFERENCES", ("stained_glass",))
+    rows = patch_bench.tradeoff_rows(range(1), 32, [{}, {"balance": 0.0}])
+    assert [r["balance"] for r in rows] == [PatchSpec.balance, 0.0]
+    assert rows[0]["colour_swd"] != rows[1]["colour_swd"]
+    text = patch_bench.render([], [], [], "cmd", 32, rows)
+    assert "| patch_size | level_sigma | balance |" in text
+    assert f"| {PatchSpec.patch_size} | {PatchSpec.level_sigma:g} | 0 |" in text

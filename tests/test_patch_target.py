@@ -89,8 +89,9 @@ def test_high_sigma_denoiser_gives_the_reference_mean():
 def test_coarse_to_fine_search_matches_the_dense_posterior(sigma):
     # 128 px with a dense level of 32 x 32: two levels searched through candidates, as at 256 px by default
     r = ref("painting", 128)
-    dense = patch_target(PatchSpec(r[None], dense_max=10 ** 6), 128, 128)
-    cascade = patch_target(PatchSpec(r[None], dense_max=1024), 128, 128)
+    # the search is compared with the plain posterior: balance (a dense-level discount) off in both
+    dense = patch_target(PatchSpec(r[None], dense_max=10 ** 6, balance=0.0), 128, 128)
+    cascade = patch_target(PatchSpec(r[None], dense_max=1024, balance=0.0), 128, 128)
     assert cascade.info["bank_sizes"][:3] == [128 * 128, 64 * 64, 32 * 32]
     g = torch.Generator().manual_seed(4)
     # a picture like the ones the walk visits: a (dense) walk's sample, noised

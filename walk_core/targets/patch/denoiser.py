@@ -15,6 +15,14 @@ pixel's candidates are its parent pixel's best ``candidates`` matches one level 
 plus the neighbouring parents' matches continued, a coarse-to-fine search, and the softmax runs over those.
 At the low sigma where fine levels are used the posterior is concentrated, so the mass outside the candidates
 is negligible.
+
+Balance (dense levels): left alone, many pixels' posteriors pile onto the same few (often low-contrast) bank
+patches, so the picture's patch histogram drifts from the references' -- duller colours, wrong texture
+statistics. With ``balance`` b > 0 a first pass sums the posterior weights each bank patch receives over the
+whole level (its usage), and every patch used more than its prior share N * p_j is discounted by
+b * log(usage / (N * p_j)) in the logits of the second pass: at b = 1 that is the column step of Sinkhorn's
+balancing towards the reference's own patch usage, applied to over-used patches only (in the spirit of the
+occurrence penalties of Kaspar et al. 2015 and Jamriska et al. 2015's uniform patch usage).
 """
 from __future__ import annotations
 
@@ -42,6 +50,7 @@ class PatchLevels:
     dense_max: int
     candidates: int
     guide: Optional[ContentGuide] = None  # content term per level (photo style transfer), or None
+    balance: float = 0.0  # dense levels: discount over-used bank patches (see the module docstring); 0 = off
 
     def to(self, device) -> "PatchLevels":
         """A copy with every tensor on ``device`` (banks are built on the CPU)."""
@@ -66,23 +75,46 @@ def _scale(sigma: float, sharpness: float) -> float:
     return sharpness / max(sigma, 1e-8) ** 2
 
 
+def _dense_logits(bank: PatchBank, coords: torch.Tensor, rows: slice, bias: torch.Tensor, scale: float,
+                  sigma: float, content: Optional[ContentLevel]) -> torch.Tensor:
+    logits = torch.addmm(bias, coords[rows], bank.coords.T, alpha=scale)  # [n, M]
+    if content is not None:
+        logits += torch.addmm(content.bank_sq, content.query[rows], content.bank.T, beta=-0.5,
+                              alpha=1.0) * content.scale(sigma)
+    return logits
+
+
+def usage_discount(bank: PatchBank, coords: torch.Tensor, bias: torch.Tensor, scale: float, sigma: float,
+                   content: Optional[ContentLevel], balance: float) -> torch.Tensor:
+    """The balance term [M] subtracted from the logits: ``balance * log(usage_j / (N p_j))`` where that is
+    positive, else 0; usage_j = the posterior weight bank patch j receives summed over the N queries, p_j its prior
+    share (uniform, or its reference's weight spread over that reference's patches)."""
+    usage = coords.new_zeros(bank.size)
+    for start in range(0, coords.shape[0], ROWS_PER_CHUNK):
+        rows = slice(start, start + ROWS_PER_CHUNK)
+        usage += torch.softmax(_dense_logits(bank, coords, rows, bias, scale, sigma, content), dim=1).sum(0)
+    share = (torch.full_like(usage, 1.0 / bank.size) if bank.log_prior is None
+             else torch.softmax(bank.log_prior, dim=0))
+    return balance * (usage / (coords.shape[0] * share)).clamp_min(1.0).log()
+
+
 def dense_posterior(bank: PatchBank, coords: torch.Tensor, sigma: float, sharpness: float, top: int = 0,
-                    content: Optional[ContentLevel] = None, values: Optional[torch.Tensor] = None):
+                    content: Optional[ContentLevel] = None, values: Optional[torch.Tensor] = None,
+                    balance: float = 0.0):
     """[N, k] query coordinates -> ([N, V] posterior means of ``values`` [M, V] (default: the centre colours),
-    [N, top] best patch indices or None)."""
+    [N, top] best patch indices or None); ``balance`` > 0 discounts over-used patches first (module docstring)."""
     values = bank.centres if values is None else values
     scale = _scale(sigma, sharpness)
     bias = (-0.5 * scale) * bank.sq_norms
     if bank.log_prior is not None:
         bias = bias + bank.log_prior
+    if balance > 0:
+        bias = bias - usage_discount(bank, coords, bias, scale, sigma, content, balance)
     out = coords.new_empty(coords.shape[0], values.shape[1])
     best = coords.new_empty(coords.shape[0], top, dtype=torch.long) if top else None
     for start in range(0, coords.shape[0], ROWS_PER_CHUNK):
         rows = slice(start, start + ROWS_PER_CHUNK)
-        logits = torch.addmm(bias, coords[rows], bank.coords.T, alpha=scale)  # [n, M]
-        if content is not None:
-            logits += torch.addmm(content.bank_sq, content.query[rows], content.bank.T, beta=-0.5,
-                                  alpha=1.0) * content.scale(sigma)
+        logits = _dense_logits(bank, coords, rows, bias, scale, sigma, content)
         if top:
             best[rows] = logits.topk(min(top, bank.size), dim=1).indices
         out[rows] = torch.softmax(logits, dim=1) @ values
@@ -169,7 +201,7 @@ def _posterior(levels: PatchLevels, x: torch.Tensor, sigma: float, level: int, t
     sl = sigma * noise_factor(level)
     content = None if levels.guide is None else levels.guide.levels[level]
     if level >= levels.dense_level():
-        est, best = dense_posterior(bank, coords, sl, levels.sharpness, top, content, values)
+        est, best = dense_posterior(bank, coords, sl, levels.sharpness, top, content, values, levels.balance)
         return est, best, xl
     _, parent_best, _ = _posterior(levels, x, sigma, level + 1, levels.candidates)
     index = _candidates(parent_best, levels.banks[level + 1], bank, xl.shape[-2:], 2, levels.periodic)

@@ -41,6 +41,7 @@ class PatchSpec:
     candidates: int = 8  # best matches handed from each level to the next finer one
     dense_max: int = 4096  # levels with at most this many patches get a dense posterior
     pca_dims: int = 32
+    balance: float = 1.0  # dense levels: discount over-used bank patches by their usage ratio (denoiser.py); 0 = off
     tileable: bool = False  # periodic output: its left/right and top/bottom edges join seamlessly
     max_reference_pixels: int = MAX_REFERENCE_PIXELS
     content: Optional[torch.Tensor] = field(default=None, compare=False)  # [1, 3, H, W] in [-1, 1]
@@ -66,6 +67,8 @@ def _check(spec: PatchSpec) -> None:
     for name, lo in (("level_sigma", 1e-4), ("sharpness", 1e-4)):
         if not getattr(spec, name) >= lo:
             raise ValueError(f"{who}: {name}={getattr(spec, name)}; expected >= {lo}")
+    if not spec.balance >= 0:
+        raise ValueError(f"{who}: balance={spec.balance}; expected >= 0 (0 = off)")
     if spec.candidates < 1 or spec.dense_max < 16 or spec.pca_dims < 1:
         raise ValueError(f"{who}: candidates={spec.candidates}, dense_max={spec.dense_max}, pca_dims="
                          f"{spec.pca_dims}; expected >= 1, >= 16, >= 1")
@@ -129,7 +132,7 @@ def patch_target(spec: PatchSpec, width: int, height: int, _banks: Optional[_Ban
         guide = content_guide(spec.content, pyr, spec.patch_size, width, height, depth, spec.tileable,
                               spec.content_weight)
     levels = PatchLevels(bank_list, blocks, spec.level_sigma, spec.sharpness, spec.tileable, spec.dense_max,
-                         spec.candidates, guide)
+                         spec.candidates, guide, spec.balance)
     info = {"references": int(spec.images.shape[0]), "reference_size": (int(ref_w), int(ref_h)),
             "reference_scale": banks.scale, "levels": depth + 1, "bank_sizes": [b.size for b in bank_list],
             "tileable": spec.tileable, "content": spec.content is not None}
