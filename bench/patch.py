@@ -1,7 +1,7 @@
 """Weight-free targets benchmark (issue 3 §6): time, peak memory and reproducibility of the patch target, and
 its novelty / faithfulness criteria and photo style transfer, written into docs/BENCHMARKS.md.
 
-    .venv/bin/python bench/patch.py            # about 12 minutes on 2 cores
+    .venv/bin/python bench/patch.py            # about 25 minutes on 2 cores
     .venv/bin/python bench/patch.py --quick    # about 2 minutes
 
 Timings run each case in a fresh subprocess (so peak RSS is the case's own) with 2 torch threads (the
@@ -28,6 +28,16 @@ REFERENCES = ("painting", "bricks", "foliage", "stained_glass", "marble")
 FRESH_SEEDS = tuple(range(20, 260, 20))  # same painting palette (seed % 4) and marble stone (seed % 5) as seed 0
 
 
+def walk_request(seed: int, s_noise: float = 0.0, **over):
+    """The walk every case takes, as the example workflows do: 30 euler_ancestral steps (karras) with the patch
+    target's noise scale (``s_noise`` 0 = walk_core.targets.patch.WALK_S_NOISE)."""
+    from rwalk.walk_core.sample import WalkRequest
+    from rwalk.walk_core.targets.patch import WALK_S_NOISE
+
+    return WalkRequest(walk="euler_ancestral", schedule="karras", steps=30, seed=seed,
+                       options={"s_noise": s_noise or WALK_S_NOISE}, **over)
+
+
 def one_walk(size: int, ref_size: int, seed: int, threads: int) -> dict:
     """Child process: one 30-step walk at ``size`` from the painting at ``ref_size``; time, RSS, a checksum."""
     import torch
@@ -35,13 +45,13 @@ def one_walk(size: int, ref_size: int, seed: int, threads: int) -> dict:
     torch.set_num_threads(threads)
     register_pack()
     from rwalk.walk_core.references import reference_image
-    from rwalk.walk_core.sample import WalkRequest, run_walk
+    from rwalk.walk_core.sample import run_walk
     from rwalk.walk_core.targets.patch import PatchSpec, patch_target
 
     ref = reference_image("painting", ref_size, ref_size, 0) * 2 - 1
     start = time.perf_counter()
     target = patch_target(PatchSpec(ref[None]), size, size)
-    x = run_walk(target, WalkRequest(walk="euler_ancestral", schedule="karras", steps=30, seed=seed)).x
+    x = run_walk(target, walk_request(seed)).x
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # MiB (Linux reports KiB)
     return {"seconds": seconds, "peak_mib": peak, "checksum": float(x.double().sum()), "bytes": x.numpy().tobytes().hex()[:64]}
@@ -68,7 +78,7 @@ def criteria_rows(seeds, size: int, fresh_seeds=FRESH_SEEDS) -> list:
 
     from rwalk.walk_core import quality
     from rwalk.walk_core.references import reference_image
-    from rwalk.walk_core.sample import WalkRequest, run_walk
+    from rwalk.walk_core.sample import run_walk
     from rwalk.walk_core.targets.patch import PatchSpec, patch_target
 
     rows = []
@@ -77,7 +87,7 @@ def criteria_rows(seeds, size: int, fresh_seeds=FRESH_SEEDS) -> list:
         target = patch_target(PatchSpec(ref[None]), size, size)
         reports = []
         for seed in seeds:
-            x = run_walk(target, WalkRequest(steps=30, seed=seed)).x[0]
+            x = run_walk(target, walk_request(seed)).x[0]
             reports.append(quality.patch_report(x, ref))
         # calibration: fresh pictures of the same procedural generator (other seeds, same palette / stone) --
         # genuinely new samples of the reference's own distribution, judged by the same criteria
@@ -91,33 +101,37 @@ def criteria_rows(seeds, size: int, fresh_seeds=FRESH_SEEDS) -> list:
 
 def tradeoff_rows(seeds, size: int, settings) -> list:
     """Settings' trade-offs: mean over the references of each measure / its halves value. ``settings``: a list
-    of PatchSpec keyword dicts."""
+    of PatchSpec keyword dicts, each optionally with the walk's ``s_noise``."""
     from rwalk.walk_core import quality
     from rwalk.walk_core.references import reference_image
-    from rwalk.walk_core.sample import WalkRequest, run_walk
+    from rwalk.walk_core.sample import run_walk
     from rwalk.walk_core.targets.patch import PatchSpec, patch_target
 
+    from rwalk.walk_core.targets.patch import WALK_S_NOISE
+
     rows = []
-    for kw in settings:
+    for setting in settings:
+        kw = {k: v for k, v in setting.items() if k != "s_noise"}
+        s_noise = setting.get("s_noise", WALK_S_NOISE)
         ratios = {"novelty": [], "colour_swd": [], "gram": []}
         for name in REFERENCES:
             ref = reference_image(name, size, size, 0) * 2 - 1
             target = patch_target(PatchSpec(ref[None], **kw), size, size)
             for seed in seeds:
-                report = quality.patch_report(run_walk(target, WalkRequest(steps=30, seed=seed)).x[0], ref)
+                report = quality.patch_report(run_walk(target, walk_request(seed, s_noise)).x[0], ref)
                 for key in ratios:
                     ratios[key].append(report[key] / report[f"{key}_halves"])
         full = {"patch_size": PatchSpec.patch_size, "level_sigma": PatchSpec.level_sigma, "balance": PatchSpec.balance,
-                **kw}
+                "s_noise": s_noise, **kw}
         rows.append({**full, **{k: statistics.mean(v) for k, v in ratios.items()}, "n": len(ratios["gram"])})
-        log.info("setting %s: %s", kw, rows[-1])
+        log.info("setting %s: %s", setting, rows[-1])
     return rows
 
 
 def transfer_rows(seeds, size: int, weights) -> list:
     from rwalk.walk_core import quality
     from rwalk.walk_core.references import reference_image
-    from rwalk.walk_core.sample import WalkRequest, run_walk
+    from rwalk.walk_core.sample import run_walk
     from rwalk.walk_core.targets.patch import PatchSpec, patch_target
 
     style = reference_image("painting", size, size, 0) * 2 - 1
@@ -129,7 +143,7 @@ def transfer_rows(seeds, size: int, weights) -> list:
         target = patch_target(PatchSpec(style[None], content=photo, content_weight=weight), size, size)
         got = []
         for seed in seeds:
-            x = run_walk(target, WalkRequest(steps=30, seed=seed, init=photo, denoise=0.7)).x[0]
+            x = run_walk(target, walk_request(seed, init=photo, denoise=0.7)).x[0]
             got.append((quality.ssim(quality.luminance(x), quality.luminance(photo[0])),
                         quality.colour_swd(x, style), quality.gram_distance(x, style)))
         rows.append({"content_weight": weight, "ssim": statistics.mean(g[0] for g in got),
@@ -146,7 +160,8 @@ def render(timing, crit, transfer, command: str, crit_size: int, tradeoff=()) ->
     lines = ["## Weight-free targets (issue 3)", "", "```", command, "```", ""]
     lines += [f"Machine: {', '.join(f'{k} {v}' for k, v in machine_info().items())}.", ""]
     lines += ["### Patch target: time, memory, reproducibility", "",
-              "A 30-step euler_ancestral walk (karras) from the 256×256 `painting` reference, target building "
+              "A 30-step euler_ancestral walk (karras, the patch target's s_noise) from the 256×256 `painting` "
+              "reference, target building "
               "included, in a fresh process with 2 torch threads; median of the runs, peak RSS of the process "
               "(Python, torch and the pack included); *identical* = every run gave the same bits.", "",
               "| output | seconds | peak MiB | identical | runs | goal |", "|---|---|---|---|---|---|"]
@@ -184,7 +199,9 @@ def render(timing, crit, transfer, command: str, crit_size: int, tradeoff=()) ->
     if tradeoff:
         from rwalk.walk_core.targets.patch import PatchSpec  # noqa: PLC0415
 
-        lines += ["", "### Patch size, level_sigma and balance: structure against novelty", "",
+        from rwalk.walk_core.targets.patch import WALK_S_NOISE  # noqa: PLC0415
+
+        lines += ["", "### Patch size, level_sigma, balance and the walk's noise scale: structure against novelty", "",
                   "Each measure divided by its halves value, averaged over the five references and the seeds "
                   "(novelty: higher is more novel, goal ≥ 1; colour and Gram: lower is more faithful, goal ≤ 1.5). "
                   "Smaller patches at the coarse levels break the references' arrangement into smaller pieces: more "
@@ -193,13 +210,17 @@ def render(timing, crit, transfer, command: str, crit_size: int, tradeoff=()) ->
                   "levels earlier, so coarse levels copy less of the references' arrangement: more novel, less "
                   f"faithful ({PatchSpec.level_sigma:g} is the default). Balance discounts the bank patches that many "
                   "pixels pile onto at the dense (coarse) levels, so the picture's patch mix stays close to the "
-                  f"references' ({PatchSpec.balance:g} is the default; 0 is the plain posterior).", "",
-                  "| patch_size | level_sigma | balance | novelty / halves | colour SW2 / halves | Gram / halves | walks |",
-                  "|---|---|---|---|---|---|---|"]
-        lines += [f"| {r['patch_size']} | {r['level_sigma']:g} | {r['balance']:g} | {r['novelty']:.2f} | "
-                  f"{r['colour_swd']:.2f} | {r['gram']:.2f} | {r['n']} |" for r in tradeoff]
+                  f"references' ({PatchSpec.balance:g} is the default; 0 is the plain posterior). s_noise is the walk's "
+                  "(EDM's S_noise: every fresh noise draw multiplied by it): the patch target's pictures keep less "
+                  "fine detail than the references, and a little more fresh noise per step offsets part of that — "
+                  f"more novel and closer texture statistics, a little further in colour ({WALK_S_NOISE:g} is what "
+                  "the example workflows and every other table here use).", "",
+                  "| patch_size | level_sigma | balance | s_noise | novelty / halves | colour SW2 / halves | Gram / halves "
+                  "| walks |", "|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['patch_size']} | {r['level_sigma']:g} | {r['balance']:g} | {r['s_noise']:g} | "
+                  f"{r['novelty']:.2f} | {r['colour_swd']:.2f} | {r['gram']:.2f} | {r['n']} |" for r in tradeoff]
     lines += ["", "### Photo style transfer (the `photo` content in the style of the `painting`)", "",
-              "Walk from the content noised to denoise 0.7 (30 steps). SSIM of luminance against the photo "
+              "Walk from the content noised to denoise 0.7 (30 steps, the patch target's s_noise). SSIM of luminance against the photo "
               "(goal ≥ 0.5) and colour sliced-W2 against the style image (goal ≤ 1.5 × the style's halves value).", "",
               "| content_weight | SSIM mean | SSIM min | colour SW2 | 1.5 × halves | colour pass | Gram |",
               "|---|---|---|---|---|---|---|"]
@@ -231,8 +252,8 @@ def main(argv=None) -> int:
     seeds = range(2) if args.quick else range(4)
     crit = criteria_rows(seeds, crit_size, FRESH_SEEDS[:3] if args.quick else FRESH_SEEDS)
     transfer = transfer_rows(seeds, crit_size, (3.0, 10.0) if args.quick else (1.0, 3.0, 10.0, 30.0))
-    settings = [{}, {"balance": 0.0}, {"patch_size": 5}, {"patch_size": 3}, {"level_sigma": 0.3},
-                {"level_sigma": 1.0}, {"level_sigma": 1.5}]
+    settings = [{}, {"s_noise": 1.0}, {"s_noise": 1.3}, {"balance": 0.0}, {"patch_size": 5}, {"patch_size": 3},
+                {"level_sigma": 0.3}, {"level_sigma": 1.0}, {"level_sigma": 1.5}]
     tradeoff = tradeoff_rows(range(1) if args.quick else range(2), crit_size, settings)
     command = ".venv/bin/python bench/patch.py" + (" --quick" if args.quick else "")
     text = render(timing, crit, transfer, command, crit_size, tradeoff)

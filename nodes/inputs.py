@@ -42,7 +42,7 @@ INPUTS: Dict[str, Tuple[Any, Dict[str, Any]]] = {
         "1 = exact ancestral sampling).")}),
     "s_noise": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 2.0, "step": 0.001, "tooltip": (
         "Used by euler_ancestral, edm, langevin, pc and er_sde: multiplies every fresh noise draw (EDM's S_noise; "
-        "slightly above 1 can offset detail loss).")}),
+        "slightly above 1 can offset detail loss; the patch-target examples use 1.15).")}),
     "churn": ("FLOAT", {"default": 40.0, "min": 0.0, "max": 1000.0, "step": 0.1, "tooltip": (
         "Used by edm: S_churn, the total amount of noise re-added (per step gamma = min(churn/steps, "
         "sqrt2-1), inside sigma 0.05..50). 0 = Heun's ODE.")}),

@@ -28,6 +28,7 @@ from PIL import Image  # noqa: E402
 
 from rwalk.nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS  # noqa: E402
 from rwalk.walk_core.runner import IO_NODE_CLASSES, RunnerPaths, load_workflow, run_workflow  # noqa: E402
+from rwalk.walk_core.targets.patch import WALK_S_NOISE  # noqa: E402
 
 TABLE = {**NODE_CLASS_MAPPINGS, **IO_NODE_CLASSES}
 WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN")
@@ -115,11 +116,16 @@ def sampler(**over):
     return base
 
 
+def patch_sampler(**over):
+    """A WalkSampler walking the patch target: with its noise scale (walk_core.targets.patch.WALK_S_NOISE)."""
+    return sampler(s_noise=WALK_S_NOISE, **over)
+
+
 WORKFLOWS = {
     "default": lambda: workflow("Random walk: a novel picture from a reference, no weights", [
         (1, "ReferenceImage", (40, 100), {"reference": "painting", "width": 256, "height": 256, "seed": 0}),
         (2, "TargetDistributionPatches", (420, 100), {}),
-        (3, "WalkSampler", (800, 80), sampler(seed=5)),
+        (3, "WalkSampler", (800, 80), patch_sampler(seed=5)),
         (4, "SaveImage", (1180, 80), {"filename_prefix": "random_walk"}),
     ], [(1, 0, 2, "images"), (2, 0, 3, "target"), (3, 0, 4, "images")]),
     "texture_from_image": lambda: workflow("Random walk: texture from any image", [
@@ -128,20 +134,20 @@ WORKFLOWS = {
                                          "its IMAGE to the patch target. The output may be any size: the patches "
                                          "keep the picture's pixel scale."}),
         (2, "TargetDistributionPatches", (420, 100), {}),
-        (3, "WalkSampler", (800, 80), sampler(width=384, height=256, seed=7)),
+        (3, "WalkSampler", (800, 80), patch_sampler(width=384, height=256, seed=7)),
         (4, "SaveImage", (1180, 80), {"filename_prefix": "texture"}),
     ], [(1, 0, 2, "images"), (2, 0, 3, "target"), (3, 0, 4, "images")]),
     "tileable_texture": lambda: workflow("Random walk: tileable texture", [
         (1, "ReferenceImage", (40, 100), {"reference": "bricks", "width": 256, "height": 256, "seed": 0}),
         (2, "TargetDistributionPatches", (420, 100), {"tileable": True}),
-        (3, "WalkSampler", (800, 80), sampler(seed=3)),
+        (3, "WalkSampler", (800, 80), patch_sampler(seed=3)),
         (4, "SaveImage", (1180, 80), {"filename_prefix": "tile"}),
     ], [(1, 0, 2, "images"), (2, 0, 3, "target"), (3, 0, 4, "images")]),
     "photo_style_transfer": lambda: workflow("Random walk: photo style transfer without weights", [
         (1, "ReferenceImage", (40, 60), {"reference": "painting", "width": 256, "height": 256, "seed": 0}),
         (5, "ReferenceImage", (40, 380), {"reference": "photo", "width": 256, "height": 256, "seed": 0}),
         (2, "TargetDistributionPatches", (420, 100), {"content_weight": 10.0}),
-        (3, "WalkSampler", (800, 80), sampler(denoise=0.7)),
+        (3, "WalkSampler", (800, 80), patch_sampler(denoise=0.7)),
         (4, "SaveImage", (1180, 80), {"filename_prefix": "style_transfer"}),
     ], [(1, 0, 2, "images"), (5, 0, 2, "content"), (5, 0, 3, "init_image"), (2, 0, 3, "target"),
         (3, 0, 4, "images")]),
@@ -159,7 +165,7 @@ WORKFLOWS = {
         (7, "StyleEncoder", (420, 380), {}),
         (8, "GuidanceStepEnergy", (420, 640), {"energy": "style", "weight": 1.5, "steps": 3,
                                               "start_percent": 0.0, "end_percent": 0.9}),
-        (3, "WalkSampler", (800, 80), sampler(width=192, height=192)),
+        (3, "WalkSampler", (800, 80), patch_sampler(width=192, height=192)),
         (4, "SaveImage", (1180, 80), {"filename_prefix": "style_guided"}),
     ], [(1, 0, 2, "images"), (6, 0, 7, "images"), (7, 0, 8, "style"), (8, 0, 3, "guidance"), (2, 0, 3, "target"),
         (3, 0, 4, "images")]),

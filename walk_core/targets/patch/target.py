@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 SIGMA_MIN, SIGMA_MAX = 0.002, 80.0  # EDM's range for [-1, 1] pixels (a dense high-sigma start matters)
 COARSEST = 16  # the coarsest pyramid level keeps at least this many pixels on its shorter side
 MAX_REFERENCE_PIXELS = 512 * 512  # the bank bound: bigger references are scaled down to this many pixels
+# The walks' noise scale (EDM's S_noise) the examples and bench/patch.py walk this target with: its pictures keep
+# less fine detail than the references, and slightly more fresh noise per step offsets part of that (more novel,
+# closer texture statistics; measured in bench/patch.py's trade-off table).
+WALK_S_NOISE = 1.15
 
 
 @dataclass(frozen=True)
