@@ -105,9 +105,7 @@ def tradeoff_rows(seeds, size: int, settings) -> list:
     from rwalk.walk_core import quality
     from rwalk.walk_core.references import reference_image
     from rwalk.walk_core.sample import run_walk
-    from rwalk.walk_core.targets.patch import PatchSpec, patch_target
-
-    from rwalk.walk_core.targets.patch import WALK_S_NOISE
+    from rwalk.walk_core.targets.patch import WALK_S_NOISE, PatchSpec, patch_target
 
     rows = []
     for setting in settings:
