@@ -8,7 +8,7 @@ from rwalk.nodes.targets_patch import TargetDistributionPatches
 from rwalk.walk_core.references import reference_image
 from rwalk.walk_core.targets.patch import PatchSpec, patch_target
 from rwalk.walk_core.targets.patch.bank import build_bank, patches
-from rwalk.walk_core.targets.patch.denoiser import _scale, dense_posterior, usage_discount
+from rwalk.walk_core.targets.patch.denoiser import _scale, dense_posterior, logit_bias, prior_share, usage_discount
 
 
 def ref(name, size=32, seed=0):
@@ -22,14 +22,10 @@ def queries(bank, x):
 def usage(bank, coords, sigma, balance):
     """Posterior weight each bank patch receives, summed over the queries, after ``balance``'s discount."""
     scale = _scale(sigma, 1.0)
-    bias = -0.5 * scale * bank.sq_norms + (0 if bank.log_prior is None else bank.log_prior)
+    bias = logit_bias(bank, scale)
     if balance > 0:
         bias = bias - usage_discount(bank, coords, bias, scale, sigma, None, balance)
     return torch.softmax(coords @ bank.coords.T * scale + bias, dim=1).sum(0)
-
-
-def prior_share(bank):
-    return torch.full((bank.size,), 1.0 / bank.size) if bank.log_prior is None else torch.softmax(bank.log_prior, 0)
 
 
 @pytest.mark.parametrize("weights", [None, (3.0, 1.0)])
@@ -40,8 +36,7 @@ def test_no_discount_when_usage_follows_the_prior(weights):
     bank = build_bank(refs, 5, 16, weights=None if weights is None else torch.tensor(weights))
     coords = queries(bank, refs[:1] + 0.1 * torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0)))
     scale = _scale(1e6, 1.0)
-    bias = -0.5 * scale * bank.sq_norms + (0 if bank.log_prior is None else bank.log_prior)
-    discount = usage_discount(bank, coords, bias, scale, 1e6, None, 1.0)
+    discount = usage_discount(bank, coords, logit_bias(bank, scale), scale, 1e6, None, 1.0)
     assert float(discount.abs().max()) < 1e-3
 
 
@@ -54,7 +49,7 @@ def test_discount_is_the_log_of_the_over_use_and_never_a_boost():
     over = used / (coords.shape[0] * prior_share(bank))
     scale = _scale(sigma, 1.0)
     for balance in (0.5, 1.0, 2.0):
-        discount = usage_discount(bank, coords, -0.5 * scale * bank.sq_norms, scale, sigma, None, balance)
+        discount = usage_discount(bank, coords, logit_bias(bank, scale), scale, sigma, None, balance)
         assert torch.allclose(discount, balance * over.clamp_min(1).log(), atol=1e-4)
         assert float(discount.min()) >= 0 and bool((discount[over <= 1] == 0).all())
         assert float(discount.max()) > 0.5 * balance  # this posterior does over-use some patches

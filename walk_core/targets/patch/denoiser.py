@@ -75,6 +75,19 @@ def _scale(sigma: float, sharpness: float) -> float:
     return sharpness / max(sigma, 1e-8) ** 2
 
 
+def logit_bias(bank: PatchBank, scale: float) -> torch.Tensor:
+    """The query-free part [M] of every bank patch's logit: -scale |P_j|^2 / 2 plus its log prior."""
+    bias = (-0.5 * scale) * bank.sq_norms
+    return bias if bank.log_prior is None else bias + bank.log_prior
+
+
+def prior_share(bank: PatchBank) -> torch.Tensor:
+    """Each bank patch's prior probability [M]: uniform, or its reference's weight spread over its patches."""
+    if bank.log_prior is None:
+        return torch.full((bank.size,), 1.0 / bank.size, dtype=bank.coords.dtype, device=bank.coords.device)
+    return torch.softmax(bank.log_prior, dim=0)
+
+
 def _dense_logits(bank: PatchBank, coords: torch.Tensor, rows: slice, bias: torch.Tensor, scale: float,
                   sigma: float, content: Optional[ContentLevel]) -> torch.Tensor:
     logits = torch.addmm(bias, coords[rows], bank.coords.T, alpha=scale)  # [n, M]
@@ -93,9 +106,7 @@ def usage_discount(bank: PatchBank, coords: torch.Tensor, bias: torch.Tensor, sc
     for start in range(0, coords.shape[0], ROWS_PER_CHUNK):
         rows = slice(start, start + ROWS_PER_CHUNK)
         usage += torch.softmax(_dense_logits(bank, coords, rows, bias, scale, sigma, content), dim=1).sum(0)
-    share = (torch.full_like(usage, 1.0 / bank.size) if bank.log_prior is None
-             else torch.softmax(bank.log_prior, dim=0))
-    return balance * (usage / (coords.shape[0] * share)).clamp_min(1.0).log()
+    return balance * (usage / (coords.shape[0] * prior_share(bank))).clamp_min(1.0).log()
 
 
 def dense_posterior(bank: PatchBank, coords: torch.Tensor, sigma: float, sharpness: float, top: int = 0,
@@ -105,9 +116,7 @@ def dense_posterior(bank: PatchBank, coords: torch.Tensor, sigma: float, sharpne
     [N, top] best patch indices or None); ``balance`` > 0 discounts over-used patches first (module docstring)."""
     values = bank.centres if values is None else values
     scale = _scale(sigma, sharpness)
-    bias = (-0.5 * scale) * bank.sq_norms
-    if bank.log_prior is not None:
-        bias = bias + bank.log_prior
+    bias = logit_bias(bank, scale)
     if balance > 0:
         bias = bias - usage_discount(bank, coords, bias, scale, sigma, content, balance)
     out = coords.new_empty(coords.shape[0], values.shape[1])
