@@ -35,8 +35,10 @@ def walk_inputs(**defaults):
 
 
 def run(target, walk, schedule, steps, seed, guidance=None, **inputs):
-    """WalkSampler with the controls' fixed settings: (IMAGE, LATENT)."""
-    settings = {**WALK_DEFAULTS, "batch_size": 1, "width": 64, "height": 64, "denoise": 1.0, **inputs}
+    """WalkSampler with the controls' fixed settings (s_noise: the one the target is best walked with, e.g. the
+    patch target's 1.15): (IMAGE, LATENT)."""
+    settings = {**WALK_DEFAULTS, "s_noise": target.walk_s_noise, "batch_size": 1, "width": 64, "height": 64,
+                "denoise": 1.0, **inputs}
     image, latent, _ = WalkSampler().sample(target, walk, schedule, steps, seed, guidance=guidance, **settings)
     return image, latent
 

@@ -15,9 +15,10 @@ import comfy_standins as cs
 from rwalk.models import EDMDenoiser, UNetConfig
 from rwalk.models.target import circular, model_target
 from rwalk.nodes import NODE_CLASS_MAPPINGS as NODES
-from rwalk.nodes.controls import aspect_size, canvas, grid_picture
+from rwalk.nodes.controls import VARY, aspect_size, canvas, grid_picture
 from rwalk.walk_core.noise import ItemNoise
 from rwalk.walk_core.noise_mix import MixedNoise
+from rwalk.walk_core.targets.patch import WALK_S_NOISE
 
 WALK = dict(walk="euler_ancestral", schedule="karras", steps=12, seed=3)
 
@@ -79,6 +80,18 @@ def test_variations_of_a_model_target_go_through_its_vae(fake_comfy):
     with pytest.raises(ValueError, match="no VAE"):
         bare = NODES["TargetDistributionModel"]().make(model, cs.conditioning(0.3), cs.conditioning(0.0))[0]
         NODES["WalkVary"]().vary(bare, "subtle", 0.0, 2, image=picture, **WALK)
+
+
+def test_controls_walk_a_patch_target_with_its_noise_scale():
+    target = patches(size=48)
+    assert target.walk_s_noise == WALK_S_NOISE > 1 and mixture().walk_s_noise == 1.0
+    assert target.at_size(40, 40).walk_s_noise == WALK_S_NOISE == target.tiled().walk_s_noise
+    source, _, _ = walk(target, size=32, seed=1)
+    varied, _ = NODES["WalkVary"]().vary(target, "strong", 0.0, 1, image=source, **WALK)
+    same = {s: walk(target, size=32, s_noise=s, init_image=source, denoise=VARY["strong"])[0]
+            for s in (WALK_S_NOISE, 1.0)}
+    assert torch.equal(varied, same[WALK_S_NOISE])  # WalkSampler with the target's s_noise, bit for bit
+    assert not torch.equal(varied, same[1.0])
 
 
 # -- wander -----------------------------------------------------------------------------------------------

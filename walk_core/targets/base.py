@@ -62,6 +62,8 @@ class WalkTarget:
             ComfyUI's RescaleCFG); None = ``u + scale (c - u)``.
         tiled: ``tiled() -> WalkTarget``, the same target with periodic boundaries (its pictures tile
             seamlessly); None when the target cannot tile.
+        walk_s_noise: the noise scale (EDM's S_noise) this target's pictures are best walked with, for callers that
+            set the walk themselves (the control nodes); WalkSampler's own ``s_noise`` input is the user's. 1 = plain.
     """
 
     name: str
@@ -80,6 +82,7 @@ class WalkTarget:
     decoder: Optional["Decoder"] = None
     cfg_formula: Optional[Callable[..., torch.Tensor]] = None
     tiled: Optional[Callable[[], "WalkTarget"]] = None
+    walk_s_noise: float = 1.0
 
     def __post_init__(self):
         if self.space not in SPACES:

@@ -27,9 +27,9 @@ log = logging.getLogger(__name__)
 SIGMA_MIN, SIGMA_MAX = 0.002, 80.0  # EDM's range for [-1, 1] pixels (a dense high-sigma start matters)
 COARSEST = 16  # the coarsest pyramid level keeps at least this many pixels on its shorter side
 MAX_REFERENCE_PIXELS = 512 * 512  # the bank bound: bigger references are scaled down to this many pixels
-# The walks' noise scale (EDM's S_noise) the examples and bench/patch.py walk this target with: its pictures keep
-# less fine detail than the references, and slightly more fresh noise per step offsets part of that (more novel,
-# closer texture statistics; measured in bench/patch.py's trade-off table).
+# The walks' noise scale (EDM's S_noise) the examples, the control nodes (WalkTarget.walk_s_noise) and bench/patch.py
+# walk this target with: its pictures keep less fine detail than the references, and slightly more fresh noise per
+# step offsets part of that (more novel, closer texture statistics; measured in bench/patch.py's trade-off table).
 WALK_S_NOISE = 1.15
 
 
@@ -153,4 +153,5 @@ def patch_target(spec: PatchSpec, width: int, height: int, _banks: Optional[_Ban
         name=name, denoiser=denoiser, space="pixels",
         sigma_min=SIGMA_MIN, sigma_max=SIGMA_MAX, shape=(3, height, width),
         resize=lambda w, h: patch_target(spec, w, h, banks), info=info, start_mean=banks.mean,
-        tiled=lambda: patch_target(replace(spec, tileable=True), width, height, banks))  # banks: edge-independent
+        tiled=lambda: patch_target(replace(spec, tileable=True), width, height, banks),  # banks: edge-independent
+        walk_s_noise=WALK_S_NOISE)
