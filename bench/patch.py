@@ -119,8 +119,8 @@ def tradeoff_rows(seeds, size: int, settings) -> list:
                 report = quality.patch_report(run_walk(target, walk_request(seed, s_noise)).x[0], ref)
                 for key in ratios:
                     ratios[key].append(report[key] / report[f"{key}_halves"])
-        full = {"patch_size": PatchSpec.patch_size, "level_sigma": PatchSpec.level_sigma, "balance": PatchSpec.balance,
-                "s_noise": s_noise, **kw}
+        full = {"patch_size": PatchSpec.patch_size, "fine_patch_size": PatchSpec.fine_patch_size,
+                "level_sigma": PatchSpec.level_sigma, "balance": PatchSpec.balance, "s_noise": s_noise, **kw}
         rows.append({**full, **{k: statistics.mean(v) for k, v in ratios.items()}, "n": len(ratios["gram"])})
         log.info("setting %s: %s", setting, rows[-1])
     return rows
@@ -199,13 +199,17 @@ def render(timing, crit, transfer, command: str, crit_size: int, tradeoff=()) ->
 
         from rwalk.walk_core.targets.patch import WALK_S_NOISE  # noqa: PLC0415
 
-        lines += ["", "### Patch size, level_sigma, balance and the walk's noise scale: structure against novelty", "",
+        lines += ["", "### Patch sizes, level_sigma, balance and the walk's noise scale: structure against novelty", "",
                   "Each measure divided by its halves value, averaged over the five references and the seeds "
                   "(novelty: higher is more novel, goal ≥ 1; colour and Gram: lower is more faithful, goal ≤ 1.5). "
-                  "Smaller patches at the coarse levels break the references' arrangement into smaller pieces: more "
-                  "novel and closer in colour, but large structure (brick courses, a painting's layout) is lost — "
-                  f"{PatchSpec.patch_size} is the default for that reason. A higher level_sigma hands over to finer "
-                  "levels earlier, so coarse levels copy less of the references' arrangement: more novel, less "
+                  "patch_size is the patch side at the coarse pyramid levels, fine_patch_size at the three finest "
+                  "(where a patch covers at most 4 × its side in output pixels, the scale of the novelty measure's "
+                  "16×16 patches). Smaller patches there recombine the references in smaller pieces where detail is "
+                  f"set: more novel ({PatchSpec.fine_patch_size} is the default; fine_patch_size = patch_size is one "
+                  "size everywhere). Smaller patches at the coarse levels too break the references' arrangement into "
+                  "smaller pieces, and large structure (brick courses, a painting's layout) is lost — "
+                  f"{PatchSpec.patch_size} is the default there for that reason. A higher level_sigma hands over to "
+                  "finer levels earlier, so coarse levels copy less of the references' arrangement: more novel, less "
                   f"faithful ({PatchSpec.level_sigma:g} is the default). Balance discounts the bank patches that many "
                   "pixels pile onto at the dense (coarse) levels, so the picture's patch mix stays close to the "
                   f"references' ({PatchSpec.balance:g} is the default; 0 is the plain posterior). s_noise is the walk's "
@@ -213,10 +217,10 @@ def render(timing, crit, transfer, command: str, crit_size: int, tradeoff=()) ->
                   "fine detail than the references, and a little more fresh noise per step offsets part of that — "
                   f"more novel and closer texture statistics, a little further in colour ({WALK_S_NOISE:g} is what "
                   "the example workflows and every other table here use).", "",
-                  "| patch_size | level_sigma | balance | s_noise | novelty / halves | colour SW2 / halves | Gram / halves "
-                  "| walks |", "|---|---|---|---|---|---|---|---|"]
-        lines += [f"| {r['patch_size']} | {r['level_sigma']:g} | {r['balance']:g} | {r['s_noise']:g} | "
-                  f"{r['novelty']:.2f} | {r['colour_swd']:.2f} | {r['gram']:.2f} | {r['n']} |" for r in tradeoff]
+                  "| patch_size | fine_patch_size | level_sigma | balance | s_noise | novelty / halves | colour SW2 / "
+                  "halves | Gram / halves | walks |", "|---|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['patch_size']} | {r['fine_patch_size']} | {r['level_sigma']:g} | {r['balance']:g} | "
+                  f"{r['s_noise']:g} | {r['novelty']:.2f} | {r['colour_swd']:.2f} | {r['gram']:.2f} | {r['n']} |" for r in tradeoff]
     lines += ["", "### Photo style transfer (the `photo` content in the style of the `painting`)", "",
               "Walk from the content noised to denoise 0.7 (30 steps, the patch target's s_noise). SSIM of luminance against the photo "
               "(goal ≥ 0.5) and colour sliced-W2 against the style image (goal ≤ 1.5 × the style's halves value).", "",
@@ -250,8 +254,9 @@ def main(argv=None) -> int:
     seeds = range(2) if args.quick else range(4)
     crit = criteria_rows(seeds, crit_size, FRESH_SEEDS[:3] if args.quick else FRESH_SEEDS)
     transfer = transfer_rows(seeds, crit_size, (3.0, 10.0) if args.quick else (1.0, 3.0, 10.0, 30.0))
-    settings = [{}, {"s_noise": 1.0}, {"s_noise": 1.3}, {"balance": 0.0}, {"patch_size": 5}, {"patch_size": 3},
-                {"level_sigma": 0.3}, {"level_sigma": 1.0}, {"level_sigma": 1.5}]
+    settings = [{}, {"fine_patch_size": 7}, {"fine_patch_size": 3}, {"s_noise": 1.0}, {"s_noise": 1.3},
+                {"balance": 0.0}, {"patch_size": 5}, {"patch_size": 3, "fine_patch_size": 3}, {"level_sigma": 0.3},
+                {"level_sigma": 1.0}, {"level_sigma": 1.5}]
     tradeoff = tradeoff_rows(range(1) if args.quick else range(2), crit_size, settings)
     command = ".venv/bin/python bench/patch.py" + (" --quick" if args.quick else "")
     text = render(timing, crit, transfer, command, crit_size, tradeoff)

@@ -35,9 +35,9 @@ class TargetDistributionPatches:
                     "used as grey RGB; an alpha channel is ignored. References above max_reference_pixels are "
                     "scaled down first (the bank bound).")}),
                 "patch_size": ("INT", {"default": 7, "min": 3, "max": 15, "step": 2, "tooltip": (
-                    "Patch side in pixels at every pyramid level (odd). At level l a patch covers patch_size x 2^l "
-                    "output pixels, so the patch scale grows with sigma. Smaller = finer mosaics, larger = more of "
-                    "each reference's arrangement kept.")}),
+                    "Patch side in pixels at the coarse pyramid levels (the fourth finest and up, and always the "
+                    "coarsest; odd). At level l a patch covers patch_size x 2^l output pixels, so the patch scale "
+                    "grows with sigma. Smaller = finer mosaics, larger = more of each reference's arrangement kept.")}),
                 "level_sigma": ("FLOAT", {"default": 0.6, "min": 0.05, "max": 2.0, "step": 0.01, "tooltip": (
                     "When the walk moves to a finer pyramid level: a level is used while its own noise std is at "
                     "most this. Lower = coarse levels decide for longer (broader, calmer layouts); higher = fine "
@@ -71,11 +71,19 @@ class TargetDistributionPatches:
                     "patches that many pixels pile onto are discounted by how over-used they are. 1 = one "
                     "balancing step (truer colours and texture statistics); 0 = off (the plain posterior, "
                     "duller and blotchier); higher balances harder.")}),
+                "fine_patch_size": ("INT", {"default": PatchSpec.fine_patch_size, "min": 3, "max": 15, "step": 2,
+                                            "tooltip": (
+                    "Patch side in pixels at the three finest pyramid levels, never the coarsest (odd; they cover up "
+                    "to 4 x this in output pixels). Smaller than patch_size recombines the references in smaller "
+                    "pieces where "
+                    "detail is set (more novel pictures) while the coarse levels keep their arrangement; equal to "
+                    "patch_size = one size everywhere.")}),
             },
         }
 
     def build(self, images, patch_size, level_sigma, tileable, weights, content=None, content_weight=10.0,
-              sharpness=1.0, candidates=8, max_reference_pixels=MAX_REFERENCE_PIXELS, balance=1.0):
+              sharpness=1.0, candidates=8, max_reference_pixels=MAX_REFERENCE_PIXELS, balance=1.0,
+              fine_patch_size=PatchSpec.fine_patch_size):
         if images is None or images.shape[0] < 1:
             raise ValueError(f"{WHO}: images is an empty batch; expected at least one reference picture")
         refs = image_to_walk(images, f"{WHO}: images")
@@ -83,7 +91,7 @@ class TargetDistributionPatches:
         w = parse_weights(weights, refs.shape[0], WHO) or None
         spec = PatchSpec(images=refs, weights=w, patch_size=int(patch_size), level_sigma=float(level_sigma),
                          sharpness=float(sharpness), candidates=int(candidates), tileable=bool(tileable),
-                         balance=float(balance),
+                         balance=float(balance), fine_patch_size=int(fine_patch_size),
                          max_reference_pixels=int(max_reference_pixels), content=walk_content,
                          content_weight=float(content_weight) if content is not None else 0.0,
                          name=f"{refs.shape[0]} reference picture(s)")

@@ -176,7 +176,7 @@ def test_patch_benchmark_calibrates_the_criteria_with_fresh_pictures(monkeypatch
     assert f"and {fresh_all} of 4 fresh pictures" in text
 
 
-def test_patch_benchmark_tradeoff_rows_name_their_balance_and_noise_scale(monkeypatch):
+def test_patch_benchmark_tradeoff_rows_name_their_patch_sizes_balance_and_noise_scale(monkeypatch):
     """bench/patch.py: the trade-off table states each row's balance and walk noise scale (the defaults, unless the
     row sets them), a row with balance off or plain s_noise 1 measures another picture than the default's, and the
     walks take the patch target's noise scale."""
@@ -190,12 +190,16 @@ def test_patch_benchmark_tradeoff_rows_name_their_balance_and_noise_scale(monkey
     assert patch_bench.walk_request(3).options == {"s_noise": WALK_S_NOISE}
     assert patch_bench.walk_request(3, 1.0).options == {"s_noise": 1.0}
     monkeypatch.setattr(patch_bench, "REFERENCES", ("stained_glass",))
-    rows = patch_bench.tradeoff_rows(range(1), 32, [{}, {"balance": 0.0}, {"s_noise": 1.0}])
-    assert [r["balance"] for r in rows] == [PatchSpec.balance, 0.0, PatchSpec.balance]
-    assert [r["s_noise"] for r in rows] == [WALK_S_NOISE, WALK_S_NOISE, 1.0]
+    rows = patch_bench.tradeoff_rows(range(1), 32, [{}, {"balance": 0.0}, {"s_noise": 1.0}, {"fine_patch_size": 7}])
+    assert [r["balance"] for r in rows] == [PatchSpec.balance, 0.0, PatchSpec.balance, PatchSpec.balance]
+    assert [r["s_noise"] for r in rows] == [WALK_S_NOISE, WALK_S_NOISE, 1.0, WALK_S_NOISE]
+    assert [r["fine_patch_size"] for r in rows] == [PatchSpec.fine_patch_size] * 3 + [7]
     assert rows[0]["colour_swd"] != rows[1]["colour_swd"]
     assert rows[0]["novelty"] != rows[2]["novelty"]
+    assert rows[0]["novelty"] != rows[3]["novelty"]
     text = patch_bench.render([], [], [], "cmd", 32, rows)
-    assert "| patch_size | level_sigma | balance | s_noise |" in text
-    assert f"| {PatchSpec.patch_size} | {PatchSpec.level_sigma:g} | 0 | {WALK_S_NOISE:g} |" in text
-    assert f"| {PatchSpec.patch_size} | {PatchSpec.level_sigma:g} | {PatchSpec.balance:g} | 1 |" in text
+    assert "| patch_size | fine_patch_size | level_sigma | balance | s_noise |" in text
+    ps, fine, ls = PatchSpec.patch_size, PatchSpec.fine_patch_size, PatchSpec.level_sigma
+    assert f"| {ps} | {fine} | {ls:g} | 0 | {WALK_S_NOISE:g} |" in text
+    assert f"| {ps} | {fine} | {ls:g} | {PatchSpec.balance:g} | 1 |" in text
+    assert f"| {ps} | 7 | {ls:g} | {PatchSpec.balance:g} | {WALK_S_NOISE:g} |" in text

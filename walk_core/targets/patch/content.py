@@ -61,9 +61,10 @@ class ContentGuide:
         return ContentGuide([level.to(device) for level in self.levels])
 
 
-def content_guide(content: torch.Tensor, reference_pyramid: List[torch.Tensor], p: int, width: int, height: int,
-                  depth: int, periodic: bool, weight: float) -> ContentGuide:
-    """The content term of every level, for an output of ``width`` x ``height``."""
+def content_guide(content: torch.Tensor, reference_pyramid: List[torch.Tensor], sizes: List[int], width: int,
+                  height: int, depth: int, periodic: bool, weight: float) -> ContentGuide:
+    """The content term of every level, for an output of ``width`` x ``height``; ``sizes``: each level's patch
+    side (the colour bank's)."""
     content = F.interpolate(content.float(), size=(height, width), mode="bilinear", antialias=True,
                             align_corners=False)
     ref_luma = luminance(reference_pyramid[0])
@@ -71,9 +72,10 @@ def content_guide(content: torch.Tensor, reference_pyramid: List[torch.Tensor], 
     luma = luminance(content)
     luma = (luma - luma.mean()) / luma.std().clamp_min(1e-3) * std + mean  # remapped to the references'
     content_pyr = pyramid(luma, depth, periodic)
-    sqrt_w = window(p, luma).sqrt()
     out = []
     for level in range(depth + 1):
+        p = sizes[level]
+        sqrt_w = window(p, luma).sqrt()
         bank = patches(luminance(reference_pyramid[level]), p, False).reshape(-1, p * p) * sqrt_w
         query = patches(content_pyr[level], p, periodic)[0] * sqrt_w
         centre = bank.mean(0)

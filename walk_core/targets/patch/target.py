@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 SIGMA_MIN, SIGMA_MAX = 0.002, 80.0  # EDM's range for [-1, 1] pixels (a dense high-sigma start matters)
 COARSEST = 16  # the coarsest pyramid level keeps at least this many pixels on its shorter side
+FINE_LEVELS = 3  # the finest levels (0, 1, 2; never the coarsest) match fine_patch_size patches, the others patch_size
 MAX_REFERENCE_PIXELS = 512 * 512  # the bank bound: bigger references are scaled down to this many pixels
 # The walks' noise scale (EDM's S_noise) the examples, the control nodes (WalkTarget.walk_s_noise) and bench/patch.py
 # walk this target with: its pictures keep less fine detail than the references, and slightly more fresh noise per
@@ -39,7 +40,8 @@ class PatchSpec:
 
     images: torch.Tensor = field(compare=False)
     weights: Optional[Tuple[float, ...]] = None  # per reference (None: equal)
-    patch_size: int = 7  # pixels per side at every pyramid level (odd)
+    patch_size: int = 7  # pixels per side at the coarse pyramid levels (FINE_LEVELS and up, and the coarsest; odd)
+    fine_patch_size: int = 5  # at the FINE_LEVELS finest levels but the coarsest (odd; = patch_size: one size)
     level_sigma: float = 0.6  # a pyramid level is used while its own noise std is at most this (bench/patch.py)
     sharpness: float = 1.0  # multiplies the patch log-likelihood
     candidates: int = 8  # best matches handed from each level to the next finer one
@@ -61,11 +63,13 @@ def _check(spec: PatchSpec) -> None:
         raise ValueError(f"{who}: images {shown}; expected a non-empty batch of RGB pictures [K, 3, H, W]")
     if not bool(torch.isfinite(imgs).all()):
         raise ValueError(f"{who}: the reference images contain non-finite pixels (NaN or inf); expected finite values")
-    if spec.patch_size < 3 or spec.patch_size % 2 == 0:
-        raise ValueError(f"{who}: patch_size={spec.patch_size}; expected an odd number >= 3")
-    if min(imgs.shape[-2:]) < spec.patch_size:
+    for name in ("patch_size", "fine_patch_size"):
+        if getattr(spec, name) < 3 or getattr(spec, name) % 2 == 0:
+            raise ValueError(f"{who}: {name}={getattr(spec, name)}; expected an odd number >= 3")
+    name, need = largest_patch(spec)
+    if min(imgs.shape[-2:]) < need:
         raise ValueError(f"{who}: the reference is {imgs.shape[-1]}x{imgs.shape[-2]} px, smaller than "
-                         f"patch_size={spec.patch_size}; expected at least {spec.patch_size} px per side")
+                         f"{name}={need}; expected at least {need} px per side")
     if spec.weights is not None and (len(spec.weights) != imgs.shape[0] or min(spec.weights) <= 0):
         raise ValueError(f"{who}: weights={spec.weights}; expected {imgs.shape[0]} positive numbers")
     for name, lo in (("level_sigma", 1e-4), ("sharpness", 1e-4)):
@@ -84,6 +88,17 @@ def _check(spec: PatchSpec) -> None:
         raise ValueError(f"{who}: content_weight={spec.content_weight}; expected >= 0")
 
 
+def level_patch_size(spec: PatchSpec, level: int, depth: int) -> int:
+    """The patch side used at pyramid ``level`` of a pyramid with levels 0..``depth``: fine_patch_size on the
+    FINE_LEVELS finest, patch_size above them and always on the coarsest level (which sets the layout)."""
+    return spec.fine_patch_size if level < min(FINE_LEVELS, depth) else spec.patch_size
+
+
+def largest_patch(spec: PatchSpec) -> Tuple[str, int]:
+    """(name, side) of the larger of the two patch sizes: what a reference and an output must at least hold."""
+    return max(("patch_size", spec.patch_size), ("fine_patch_size", spec.fine_patch_size), key=lambda t: t[1])
+
+
 def bounded_references(spec: PatchSpec) -> Tuple[torch.Tensor, float]:
     """The references scaled down (antialiased) so that each has at most ``max_reference_pixels``; the factor."""
     imgs = spec.images.float()
@@ -91,7 +106,8 @@ def bounded_references(spec: PatchSpec) -> Tuple[torch.Tensor, float]:
     if h * w <= spec.max_reference_pixels:
         return imgs, 1.0
     factor = math.sqrt(spec.max_reference_pixels / (h * w))
-    size = (max(spec.patch_size, int(h * factor)), max(spec.patch_size, int(w * factor)))
+    least = largest_patch(spec)[1]
+    size = (max(least, int(h * factor)), max(least, int(w * factor)))
     log.warning("patch target: the %dx%d reference is above the bank bound of %d pixels; using it at %dx%d",
                 w, h, spec.max_reference_pixels, size[1], size[0])
     return F.interpolate(imgs, size=size, mode="bilinear", antialias=True, align_corners=False), factor
@@ -114,7 +130,7 @@ class _Banks:
             refs = self.references
             pyr = pyramid(refs, depth, False)
             weights = None if spec.weights is None else torch.tensor(spec.weights)
-            banks = [build_bank(r, spec.patch_size, spec.pca_dims, seed=level, weights=weights)
+            banks = [build_bank(r, level_patch_size(spec, level, depth), spec.pca_dims, seed=level, weights=weights)
                      for level, r in enumerate(pyr)]
             blocks = [reference_blocks(refs, level, *r.shape[-2:]) for level, r in enumerate(pyr)]
             self.by_depth[depth] = (banks, blocks, pyr)
@@ -124,21 +140,23 @@ class _Banks:
 def patch_target(spec: PatchSpec, width: int, height: int, _banks: Optional[_Banks] = None) -> WalkTarget:
     """A WALK_TARGET over [3, height, width] pixels sampling pictures made of the references' patches."""
     _check(spec)
-    if min(width, height) < spec.patch_size:
-        raise ValueError(f"TargetDistributionPatches: output {width}x{height} px is smaller than patch_size="
-                         f"{spec.patch_size}; expected at least {spec.patch_size} px per side")
+    name, need = largest_patch(spec)
+    if min(width, height) < need:
+        raise ValueError(f"TargetDistributionPatches: output {width}x{height} px is smaller than {name}={need}; "
+                         f"expected at least {need} px per side")
     banks = _banks or _Banks(spec)
     ref_h, ref_w = banks.references.shape[-2:]
     depth = max(0, min(max_levels(ref_h, ref_w, COARSEST), max_levels(height, width, COARSEST)))
     bank_list, blocks, pyr = banks.levels(depth)
     guide: Optional[ContentGuide] = None
     if spec.content is not None and spec.content_weight > 0:
-        guide = content_guide(spec.content, pyr, spec.patch_size, width, height, depth, spec.tileable,
+        guide = content_guide(spec.content, pyr, [b.p for b in bank_list], width, height, depth, spec.tileable,
                               spec.content_weight)
     levels = PatchLevels(bank_list, blocks, spec.level_sigma, spec.sharpness, spec.tileable, spec.dense_max,
                          spec.candidates, guide, spec.balance)
     info = {"references": int(spec.images.shape[0]), "reference_size": (int(ref_w), int(ref_h)),
             "reference_scale": banks.scale, "levels": depth + 1, "bank_sizes": [b.size for b in bank_list],
+            "patch_sizes": [b.p for b in bank_list],
             "tileable": spec.tileable, "content": spec.content is not None}
     name = f"patches of {spec.name}" + (" (tileable)" if spec.tileable else "") + (
         ", content-guided" if guide is not None else "")
