@@ -220,7 +220,8 @@ def render(timing, crit, transfer, command: str, crit_size: int, tradeoff=()) ->
                   "| patch_size | fine_patch_size | level_sigma | balance | s_noise | novelty / halves | colour SW2 / "
                   "halves | Gram / halves | walks |", "|---|---|---|---|---|---|---|---|---|"]
         lines += [f"| {r['patch_size']} | {r['fine_patch_size']} | {r['level_sigma']:g} | {r['balance']:g} | "
-                  f"{r['s_noise']:g} | {r['novelty']:.2f} | {r['colour_swd']:.2f} | {r['gram']:.2f} | {r['n']} |" for r in tradeoff]
+                  f"{r['s_noise']:g} | {r['novelty']:.2f} | {r['colour_swd']:.2f} | {r['gram']:.2f} | {r['n']} |"
+                  for r in tradeoff]
     lines += ["", "### Photo style transfer (the `photo` content in the style of the `painting`)", "",
               "Walk from the content noised to denoise 0.7 (30 steps, the patch target's s_noise). SSIM of luminance against the photo "
               "(goal ≥ 0.5) and colour sliced-W2 against the style image (goal ≤ 1.5 × the style's halves value).", "",

@@ -75,9 +75,8 @@ class TargetDistributionPatches:
                                             "tooltip": (
                     "Patch side in pixels at the three finest pyramid levels, never the coarsest (odd; they cover up "
                     "to 4 x this in output pixels). Smaller than patch_size recombines the references in smaller "
-                    "pieces where "
-                    "detail is set (more novel pictures) while the coarse levels keep their arrangement; equal to "
-                    "patch_size = one size everywhere.")}),
+                    "pieces where detail is set (more novel pictures) while the coarse levels keep their "
+                    "arrangement; equal to patch_size = one size everywhere.")}),
             },
         }
 
