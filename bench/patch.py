@@ -195,9 +195,7 @@ def render(timing, crit, transfer, command: str, crit_size: int, tradeoff=()) ->
               "picture of the same generator is about as far from the reference as the reference's two halves are "
               "from each other, so 'novel' sits at the edge of the references' own distribution."]
     if tradeoff:
-        from rwalk.walk_core.targets.patch import PatchSpec  # noqa: PLC0415
-
-        from rwalk.walk_core.targets.patch import WALK_S_NOISE  # noqa: PLC0415
+        from rwalk.walk_core.targets.patch import WALK_S_NOISE, PatchSpec  # noqa: PLC0415
 
         lines += ["", "### Patch sizes, level_sigma, balance and the walk's noise scale: structure against novelty", "",
                   "Each measure divided by its halves value, averaged over the five references and the seeds "
@@ -223,7 +221,8 @@ def render(timing, crit, transfer, command: str, crit_size: int, tradeoff=()) ->
                   f"{r['s_noise']:g} | {r['novelty']:.2f} | {r['colour_swd']:.2f} | {r['gram']:.2f} | {r['n']} |"
                   for r in tradeoff]
     lines += ["", "### Photo style transfer (the `photo` content in the style of the `painting`)", "",
-              "Walk from the content noised to denoise 0.7 (30 steps, the patch target's s_noise). SSIM of luminance against the photo "
+              "Walk from the content noised to denoise 0.7 (30 steps, the patch target's s_noise). SSIM of "
+              "luminance against the photo "
               "(goal ≥ 0.5) and colour sliced-W2 against the style image (goal ≤ 1.5 × the style's halves value).", "",
               "| content_weight | SSIM mean | SSIM min | colour SW2 | 1.5 × halves | colour pass | Gram |",
               "|---|---|---|---|---|---|---|"]
