@@ -23,6 +23,13 @@ whole level (its usage), and every patch used more than its prior share N * p_j 
 b * log(usage / (N * p_j)) in the logits of the second pass: at b = 1 that is the column step of Sinkhorn's
 balancing towards the reference's own patch usage, applied to over-used patches only (in the spirit of the
 occurrence penalties of Kaspar et al. 2015 and Jamriska et al. 2015's uniform patch usage).
+
+Noise model: the likelihood treats a level's noise as independent per pixel with std sigma * noise_factor(level).
+The pyramid's blur correlates it (neighbours 0.4-0.5), so along the patches' smooth principal directions the
+true noise variance is 2-5x that on levels 1-4 (about 0.6x on level 0, where the window down-weights the rim):
+the coarse posteriors are overconfident. That is kept on purpose: whitening each level's coordinates by the true
+noise covariance, or softening only the over-counted directions of the two coarsest levels, measured less novel
+and fewer walks novel and faithful (README, "Coarse to fine").
 """
 from __future__ import annotations
 
