@@ -1,8 +1,8 @@
 """Weight-free targets benchmark (issue 3 §6): time, peak memory and reproducibility of the patch target, and
 its novelty / faithfulness criteria and photo style transfer, written into docs/BENCHMARKS.md.
 
-    .venv/bin/python bench/patch.py            # about 25 minutes on 2 cores
-    .venv/bin/python bench/patch.py --quick    # about 2 minutes
+    .venv/bin/python bench/patch.py            # about 40 minutes on 2 cores
+    .venv/bin/python bench/patch.py --quick    # about 3 minutes
 
 Timings run each case in a fresh subprocess (so peak RSS is the case's own) with 2 torch threads (the
 machine's cores): they are wall-clock seconds for the whole walk, target building included.
@@ -73,9 +73,21 @@ def timed_cases(sizes, repeats: int, threads: int) -> list:
     return rows
 
 
-def criteria_rows(seeds, size: int, fresh_seeds=FRESH_SEEDS) -> list:
-    import torch
+def guided_walk(ref, guided: dict):
+    """The guidance chain and walk noise scale of a ``guided`` setting (walk_core.guidance.own_statistics keyword
+    dict, optionally with the walk's ``s_noise``; None = no guidance, the patch target's own s_noise)."""
+    from rwalk.walk_core.guidance import GuidanceChain
+    from rwalk.walk_core.guidance.own_statistics import S_NOISE, own_statistics
 
+    if guided is None:
+        return GuidanceChain(), 0.0
+    kw = {k: v for k, v in guided.items() if k != "s_noise"}
+    return own_statistics(ref[None], **kw), guided.get("s_noise", S_NOISE)
+
+
+def criteria_rows(seeds, size: int, fresh_seeds=FRESH_SEEDS, guided=None) -> list:
+    """Per reference: the criteria over the walks (``guided``: see guided_walk) and over fresh pictures of the
+    reference's generator (``fresh_seeds``; empty = none)."""
     from rwalk.walk_core import quality
     from rwalk.walk_core.references import reference_image
     from rwalk.walk_core.sample import run_walk
@@ -85,17 +97,22 @@ def criteria_rows(seeds, size: int, fresh_seeds=FRESH_SEEDS) -> list:
     for name in REFERENCES:
         ref = reference_image(name, size, size, 0) * 2 - 1
         target = patch_target(PatchSpec(ref[None]), size, size)
+        chain, s_noise = guided_walk(ref, guided)
         reports = []
         for seed in seeds:
-            x = run_walk(target, walk_request(seed)).x[0]
+            x = run_walk(target, walk_request(seed, s_noise), chain).x[0]
             reports.append(quality.patch_report(x, ref))
+        if not fresh_seeds:
+            rows.append({"reference": name, **quality.criteria_summary(reports)})
+            log.info("%s (guided %s): %s", name, guided, {k: round(v, 3) for k, v in rows[-1].items()
+                                                         if isinstance(v, float)})
+            continue
         # calibration: fresh pictures of the same procedural generator (other seeds, same palette / stone) --
         # genuinely new samples of the reference's own distribution, judged by the same criteria
         fresh = quality.criteria_summary([quality.patch_report(reference_image(name, size, size, s) * 2 - 1, ref)
                           for s in fresh_seeds])
         rows.append({"reference": name, **quality.criteria_summary(reports), **{f"{k}_fresh": v for k, v in fresh.items()}})
         log.info("%s: %s", name, {k: round(v, 3) for k, v in rows[-1].items() if isinstance(v, float)})
-    del torch
     return rows
 
 
@@ -126,6 +143,22 @@ def tradeoff_rows(seeds, size: int, settings) -> list:
     return rows
 
 
+def guided_setting_rows(seeds, size: int, settings) -> list:
+    """Guidance settings' trade-offs (``settings``: own_statistics keyword dicts, optionally with ``s_noise``):
+    each measure / its halves value averaged over the references and seeds, and the walks passing all three."""
+    from rwalk.walk_core.guidance import own_statistics as own
+
+    rows = []
+    for setting in settings:
+        crit = criteria_rows(seeds, size, (), setting)
+        ratios = {k: statistics.mean(r[k] / r[f"{k}_halves"] for r in crit) for k in ("novelty", "colour_swd", "gram")}
+        rows.append({"style_weight": own.STYLE_WEIGHT, "style_end": own.STYLE_END, "colour_weight": own.COLOUR_WEIGHT,
+                     "colour_end": own.COLOUR_END, "s_noise": own.S_NOISE, **setting, **ratios,
+                     "all_pass": sum(r["all_pass"] for r in crit), "n": sum(r["n"] for r in crit)})
+        log.info("guided setting %s: %s", setting, rows[-1])
+    return rows
+
+
 def transfer_rows(seeds, size: int, weights) -> list:
     from rwalk.walk_core import quality
     from rwalk.walk_core.references import reference_image
@@ -152,7 +185,26 @@ def transfer_rows(seeds, size: int, weights) -> list:
     return rows
 
 
-def render(timing, crit, transfer, command: str, crit_size: int, tradeoff=()) -> str:
+def criteria_table(crit, fresh: bool) -> list:
+    """The per-reference criteria table (with the fresh pictures' columns when ``fresh``)."""
+    head = "| reference |"
+    for name in ("novelty", "colour SW2", "Gram"):
+        head += f" {name} | halves |" + (" fresh | pass walks · fresh |" if fresh else " pass |")
+    head += " all three walks · fresh |" if fresh else " all three |"
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in crit:
+        n = r["n"]
+        cells = [r["reference"]]
+        for key, ok in (("novelty", "novel"), ("colour_swd", "colour"), ("gram", "gram")):
+            cells += [f"{r[key]:.3f}", f"{r[key + '_halves']:.3f}"]
+            cells += ([f"{r[key + '_fresh']:.3f}", f"{r[ok + '_pass']}/{n} · {r[ok + '_pass_fresh']}/{r['n_fresh']}"]
+                      if fresh else [f"{r[ok + '_pass']}/{n}"])
+        cells.append(f"{r['all_pass']}/{n}" + (f" · {r['all_pass_fresh']}/{r['n_fresh']}" if fresh else ""))
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def render(timing, crit, transfer, command: str, crit_size: int, tradeoff=(), guided=(), guided_settings=()) -> str:
     from rwalk.bench.report import machine_info  # noqa: PLC0415
 
     lines = ["## Weight-free targets (issue 3)", "", "```", command, "```", ""]
@@ -175,17 +227,8 @@ def render(timing, crit, transfer, command: str, crit_size: int, tradeoff=()) ->
               f"generator (seeds {FRESH_SEEDS[0]}, {FRESH_SEEDS[1]}, …, {FRESH_SEEDS[-1]} with the reference's "
               "palette: genuinely new samples of the reference's own distribution), their mean. The pass columns "
               "count the walks (*walks*) and the fresh pictures (*fresh*) that meet each criterion, and all three.",
-              "", "| reference | novelty | halves | fresh | pass walks · fresh | colour SW2 | halves | fresh | "
-              "pass walks · fresh | Gram | halves | fresh | pass walks · fresh | all three walks · fresh |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in crit:
-        n, nf = r["n"], r["n_fresh"]
-        cells = [r["reference"]]
-        for key, ok in (("novelty", "novel"), ("colour_swd", "colour"), ("gram", "gram")):
-            cells += [f"{r[key]:.3f}", f"{r[key + '_halves']:.3f}", f"{r[key + '_fresh']:.3f}",
-                      f"{r[ok + '_pass']}/{n} · {r[ok + '_pass_fresh']}/{nf}"]
-        cells.append(f"{r['all_pass']}/{n} · {r['all_pass_fresh']}/{nf}")
-        lines.append("| " + " | ".join(cells) + " |")
+              ""]
+    lines += criteria_table(crit, fresh=True)
     walks_all = sum(r["all_pass"] for r in crit)
     fresh_all = sum(r["all_pass_fresh"] for r in crit)
     total = {k: sum(r[f"{k}_pass_fresh"] for r in crit) for k in ("novel", "colour", "gram")}
@@ -194,6 +237,29 @@ def render(timing, crit, transfer, command: str, crit_size: int, tradeoff=()) ->
               f"Gram {total['gram']}): what a perfect sampler of the references' own generators would score. A new "
               "picture of the same generator is about as far from the reference as the reference's two halves are "
               "from each other, so 'novel' sits at the edge of the references' own distribution."]
+    if guided:
+        from rwalk.walk_core.guidance import own_statistics as own  # noqa: PLC0415
+
+        lines += ["", "### The same walks with their own statistics as guidance", "",
+                  "The same references and seeds, walked with `walk_core.guidance.own_statistics` (the "
+                  "`faithful_patches` workflow): a style energy term (StyleEncoder `random`, "
+                  f"`{own.STATISTICS}`, encoder seed {own.ENCODER_SEED} — not the Gram measure's seed 0) at weight "
+                  f"{own.STYLE_WEIGHT:g} over the first {own.STYLE_END:.0%} of the walk and a colour term (per-channel "
+                  f"mean and std) at {own.COLOUR_WEIGHT:g} over the first {own.COLOUR_END:.0%}, both against the "
+                  f"reference itself; walk s_noise {own.S_NOISE:g}.", ""]
+        lines += criteria_table(guided, fresh=False)
+        lines += ["", f"All three criteria: {sum(r['all_pass'] for r in guided)} of {sum(r['n'] for r in guided)} "
+                  f"walks (without guidance: {walks_all}); novel {sum(r['novel_pass'] for r in guided)}, colour "
+                  f"{sum(r['colour_pass'] for r in guided)}, Gram {sum(r['gram_pass'] for r in guided)}."]
+    if guided_settings:
+        lines += ["", "Guidance settings, each measure divided by its halves value and averaged over the five "
+                  "references and the seeds (as in the trade-off table below), and the walks passing all three "
+                  "criteria:", "",
+                  "| style weight · end | colour weight · end | s_noise | novelty / halves | colour SW2 / halves | "
+                  "Gram / halves | all three | walks |", "|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['style_weight']:g} · {r['style_end']:.0%} | "
+                  f"{r['colour_weight']:g} · {r['colour_end']:.0%} | {r['s_noise']:g} | {r['novelty']:.2f} | "
+                  f"{r['colour_swd']:.2f} | {r['gram']:.2f} | {r['all_pass']} | {r['n']} |" for r in guided_settings]
     if tradeoff:
         from rwalk.walk_core.targets.patch import WALK_S_NOISE, PatchSpec  # noqa: PLC0415
 
@@ -253,13 +319,17 @@ def main(argv=None) -> int:
     crit_size = 128 if args.quick else 256
     seeds = range(2) if args.quick else range(4)
     crit = criteria_rows(seeds, crit_size, FRESH_SEEDS[:3] if args.quick else FRESH_SEEDS)
+    guided = criteria_rows(seeds, crit_size, (), {})
     transfer = transfer_rows(seeds, crit_size, (3.0, 10.0) if args.quick else (1.0, 3.0, 10.0, 30.0))
     settings = [{}, {"fine_patch_size": 7}, {"fine_patch_size": 3}, {"s_noise": 1.0}, {"s_noise": 1.3},
                 {"balance": 0.0}, {"patch_size": 5}, {"patch_size": 3, "fine_patch_size": 3}, {"level_sigma": 0.3},
                 {"level_sigma": 1.0}, {"level_sigma": 1.5}]
     tradeoff = tradeoff_rows(range(1) if args.quick else range(2), crit_size, settings)
+    guided_settings = guided_setting_rows(range(1) if args.quick else range(2), crit_size, [
+        {}, {"s_noise": 1.15}, {"colour_weight": 0.0}, {"style_weight": 0.0}] + ([] if args.quick else [
+        {"style_end": 1.0}, {"colour_end": 0.8}]))
     command = ".venv/bin/python bench/patch.py" + (" --quick" if args.quick else "")
-    text = render(timing, crit, transfer, command, crit_size, tradeoff)
+    text = render(timing, crit, transfer, command, crit_size, tradeoff, guided, guided_settings)
     text += f"\nWhole run: {time.perf_counter() - started:.0f} s.\n"
     from rwalk.bench.sections import replace_section  # noqa: PLC0415
 

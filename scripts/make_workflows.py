@@ -28,6 +28,7 @@ from PIL import Image  # noqa: E402
 
 from rwalk.nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS  # noqa: E402
 from rwalk.walk_core.runner import IO_NODE_CLASSES, RunnerPaths, load_workflow, run_workflow  # noqa: E402
+from rwalk.walk_core.guidance import own_statistics as own  # noqa: E402
 from rwalk.walk_core.targets.patch import WALK_S_NOISE  # noqa: E402
 
 TABLE = {**NODE_CLASS_MAPPINGS, **IO_NODE_CLASSES}
@@ -169,6 +170,25 @@ WORKFLOWS = {
         (4, "SaveImage", (1180, 80), {"filename_prefix": "style_guided"}),
     ], [(1, 0, 2, "images"), (6, 0, 7, "images"), (7, 0, 8, "style"), (8, 0, 3, "guidance"), (2, 0, 3, "target"),
         (3, 0, 4, "images")]),
+    "faithful_patches": lambda: workflow("Random walk: a patch target kept to its reference's own statistics", [
+        (1, "ReferenceImage", (40, 60), {"reference": "marble", "width": 256, "height": 256, "seed": 0}),
+        (2, "TargetDistributionPatches", (420, 60), {}),
+        (5, "StyleEncoder", (40, 400), {"statistics": own.STATISTICS, "encoder_seed": own.ENCODER_SEED}),
+        (6, "GuidanceStepEnergy", (420, 360), {"energy": "style", "weight": own.STYLE_WEIGHT, "steps": 1,
+                                              "start_percent": 0.0, "end_percent": own.STYLE_END}),
+        (7, "GuidanceStepEnergy", (420, 720), {"energy": "colour", "weight": own.COLOUR_WEIGHT, "steps": 1,
+                                              "start_percent": 0.0, "end_percent": own.COLOUR_END}),
+        (9, "Note", (40, 720), {"text": "The same reference feeds the patch target and both guidance terms: style "
+                                         "(feature means and stds of the random encoder) over the first 70 % of "
+                                         "the walk, colour (per-channel mean and std) over the first 50 %. The "
+                                         "patches alone drift in colour and texture statistics (marble a shade "
+                                         "dark); the terms hold the picture to the reference's while the layout "
+                                         "is set and leave the detail to the patches. s_noise 1.3 buys back the "
+                                         "novelty the pull costs."}),
+        (3, "WalkSampler", (800, 60), sampler(s_noise=own.S_NOISE, seed=5)),
+        (4, "SaveImage", (1180, 60), {"filename_prefix": "faithful_patches"}),
+    ], [(1, 0, 2, "images"), (1, 0, 5, "images"), (5, 0, 6, "style"), (6, 0, 7, "guidance"), (1, 0, 7, "image"),
+        (7, 0, 3, "guidance"), (2, 0, 3, "target"), (3, 0, 4, "images")]),
     "train_then_walk": lambda: workflow("Random walk: train your own small model, then walk it", [
         (1, "TrainWalkModel", (40, 80), {"model_name": "painting_walk", "references": "painting", "minutes": 10.0}),
         (5, "Note", (40, 440), {"text": "Trains a small U-Net denoiser (about 1.7 M parameters) on the procedural "

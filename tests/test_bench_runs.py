@@ -203,3 +203,29 @@ def test_patch_benchmark_tradeoff_rows_name_their_patch_sizes_balance_and_noise_
     assert f"| {ps} | {fine} | {ls:g} | 0 | {WALK_S_NOISE:g} |" in text
     assert f"| {ps} | {fine} | {ls:g} | {PatchSpec.balance:g} | 1 |" in text
     assert f"| {ps} | 7 | {ls:g} | {PatchSpec.balance:g} | {WALK_S_NOISE:g} |" in text
+
+
+def test_patch_benchmark_reports_the_walks_guided_by_their_own_statistics(monkeypatch):
+    """bench/patch.py: the guided criteria rows walk the same references with walk_core.guidance.own_statistics
+    (another picture than the unguided walk's), the settings rows name their weights, ends and noise scale, and
+    both render as tables after the unguided one."""
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "bench"))
+    import patch as patch_bench
+
+    from rwalk.walk_core.guidance import own_statistics as own
+
+    monkeypatch.setattr(patch_bench, "REFERENCES", ("marble",))
+    plain = patch_bench.criteria_rows(range(1), 32, fresh_seeds=(20,))
+    guided = patch_bench.criteria_rows(range(1), 32, fresh_seeds=(), guided={})
+    assert [r["reference"] for r in guided] == ["marble"] and guided[0]["n"] == 1
+    assert "n_fresh" not in guided[0] and guided[0]["colour_swd"] != plain[0]["colour_swd"]
+    assert guided[0]["novelty_halves"] == plain[0]["novelty_halves"]  # the same reference
+    settings = patch_bench.guided_setting_rows(range(1), 32, [{}, {"colour_weight": 0.0, "s_noise": 1.0}])
+    assert [(r["colour_weight"], r["s_noise"]) for r in settings] == [(own.COLOUR_WEIGHT, own.S_NOISE), (0.0, 1.0)]
+    assert settings[0]["gram"] != settings[1]["gram"] and all(r["n"] == 1 for r in settings)
+    text = patch_bench.render([], plain, [], "cmd", 32, (), guided, settings)
+    assert text.count("| marble |") == 2 and "### The same walks with their own statistics as guidance" in text
+    assert f"encoder seed {own.ENCODER_SEED}" in text and f"(without guidance: {plain[0]['all_pass']})" in text
+    assert f"| {own.STYLE_WEIGHT:g} · {own.STYLE_END:.0%} | 0 · {own.COLOUR_END:.0%} | 1 |" in text
