@@ -102,17 +102,16 @@ def criteria_rows(seeds, size: int, fresh_seeds=FRESH_SEEDS, guided=None) -> lis
         for seed in seeds:
             x = run_walk(target, walk_request(seed, s_noise), chain).x[0]
             reports.append(quality.patch_report(x, ref))
-        if not fresh_seeds:
-            rows.append({"reference": name, **quality.criteria_summary(reports)})
-            log.info("%s (guided %s): %s", name, guided, {k: round(v, 3) for k, v in rows[-1].items()
-                                                         if isinstance(v, float)})
-            continue
-        # calibration: fresh pictures of the same procedural generator (other seeds, same palette / stone) --
-        # genuinely new samples of the reference's own distribution, judged by the same criteria
-        fresh = quality.criteria_summary([quality.patch_report(reference_image(name, size, size, s) * 2 - 1, ref)
-                          for s in fresh_seeds])
-        rows.append({"reference": name, **quality.criteria_summary(reports), **{f"{k}_fresh": v for k, v in fresh.items()}})
-        log.info("%s: %s", name, {k: round(v, 3) for k, v in rows[-1].items() if isinstance(v, float)})
+        row = {"reference": name, **quality.criteria_summary(reports)}
+        if fresh_seeds:
+            # calibration: fresh pictures of the same procedural generator (other seeds, same palette / stone) --
+            # genuinely new samples of the reference's own distribution, judged by the same criteria
+            fresh = quality.criteria_summary([quality.patch_report(reference_image(name, size, size, s) * 2 - 1, ref)
+                                              for s in fresh_seeds])
+            row.update({f"{k}_fresh": v for k, v in fresh.items()})
+        rows.append(row)
+        log.info("%s%s: %s", name, "" if guided is None else f" (guided {guided})",
+                 {k: round(v, 3) for k, v in row.items() if isinstance(v, float)})
     return rows
 
 

@@ -179,12 +179,12 @@ WORKFLOWS = {
         (7, "GuidanceStepEnergy", (420, 720), {"energy": "colour", "weight": own.COLOUR_WEIGHT, "steps": 1,
                                               "start_percent": 0.0, "end_percent": own.COLOUR_END}),
         (9, "Note", (40, 720), {"text": "The same reference feeds the patch target and both guidance terms: style "
-                                         "(feature means and stds of the random encoder) over the first 70 % of "
-                                         "the walk, colour (per-channel mean and std) over the first 50 %. The "
-                                         "patches alone drift in colour and texture statistics (marble a shade "
-                                         "dark); the terms hold the picture to the reference's while the layout "
-                                         "is set and leave the detail to the patches. s_noise 1.3 buys back the "
-                                         "novelty the pull costs."}),
+                                         "(feature means and stds of the random encoder) over the first "
+                                         f"{own.STYLE_END:.0%} of the walk, colour (per-channel mean and std) over "
+                                         f"the first {own.COLOUR_END:.0%}. The patches alone drift in colour and "
+                                         "texture statistics (marble a shade dark); the terms hold the picture to "
+                                         "the reference's while the layout is set and leave the detail to the "
+                                         f"patches. s_noise {own.S_NOISE:g} buys back the novelty the pull costs."}),
         (3, "WalkSampler", (800, 60), sampler(s_noise=own.S_NOISE, seed=5)),
         (4, "SaveImage", (1180, 60), {"filename_prefix": "faithful_patches"}),
     ], [(1, 0, 2, "images"), (1, 0, 5, "images"), (5, 0, 6, "style"), (6, 0, 7, "guidance"), (1, 0, 7, "image"),
