@@ -1,7 +1,7 @@
 """Weight-free targets benchmark (issue 3 §6): time, peak memory and reproducibility of the patch target, and
 its novelty / faithfulness criteria and photo style transfer, written into docs/BENCHMARKS.md.
 
-    .venv/bin/python bench/patch.py            # about 40 minutes on 2 cores
+    .venv/bin/python bench/patch.py            # about 45 minutes on 2 cores
     .venv/bin/python bench/patch.py --quick    # about 3 minutes
 
 Timings run each case in a fresh subprocess (so peak RSS is the case's own) with 2 torch threads (the
@@ -28,13 +28,13 @@ REFERENCES = ("painting", "bricks", "foliage", "stained_glass", "marble")
 FRESH_SEEDS = tuple(range(20, 260, 20))  # same painting palette (seed % 4) and marble stone (seed % 5) as seed 0
 
 
-def walk_request(seed: int, s_noise: float = 0.0, **over):
+def walk_request(seed: int, s_noise: float = 0.0, walk: str = "euler_ancestral", steps: int = 30, **over):
     """The walk every case takes, as the example workflows do: 30 euler_ancestral steps (karras) with the patch
-    target's noise scale (``s_noise`` 0 = walk_core.targets.patch.WALK_S_NOISE)."""
+    target's noise scale (``s_noise`` 0 = walk_core.targets.patch.WALK_S_NOISE); the guided cases name their own."""
     from rwalk.walk_core.sample import WalkRequest
     from rwalk.walk_core.targets.patch import WALK_S_NOISE
 
-    return WalkRequest(walk="euler_ancestral", schedule="karras", steps=30, seed=seed,
+    return WalkRequest(walk=walk, schedule="karras", steps=steps, seed=seed,
                        options={"s_noise": s_noise or WALK_S_NOISE}, **over)
 
 
@@ -73,16 +73,22 @@ def timed_cases(sizes, repeats: int, threads: int) -> list:
     return rows
 
 
+WALK_KEYS = ("walk", "steps", "s_noise")  # a guided setting's keys that describe the walk, not the guidance
+
+
 def guided_walk(ref, guided: dict):
-    """The guidance chain and walk noise scale of a ``guided`` setting (walk_core.guidance.own_statistics keyword
-    dict, optionally with the walk's ``s_noise``; None = no guidance, the patch target's own s_noise)."""
+    """The guidance chain and walk_request keywords of a ``guided`` setting (walk_core.guidance.own_statistics
+    keyword dict, optionally with the walk's ``walk``, ``steps`` and ``s_noise``, by default the recipe's; None =
+    no guidance and the patch target's own walk)."""
     from rwalk.walk_core.guidance import GuidanceChain
-    from rwalk.walk_core.guidance.own_statistics import S_NOISE, own_statistics
+    from rwalk.walk_core.guidance import own_statistics as own
 
     if guided is None:
-        return GuidanceChain(), 0.0
-    kw = {k: v for k, v in guided.items() if k != "s_noise"}
-    return own_statistics(ref[None], **kw), guided.get("s_noise", S_NOISE)
+        return GuidanceChain(), {}
+    kw = {k: v for k, v in guided.items() if k not in WALK_KEYS}
+    walk = {"walk": own.WALK, "steps": own.STEPS, "s_noise": own.S_NOISE,
+            **{k: v for k, v in guided.items() if k in WALK_KEYS}}
+    return own.own_statistics(ref[None], **kw), walk
 
 
 def criteria_rows(seeds, size: int, fresh_seeds=FRESH_SEEDS, guided=None) -> list:
@@ -97,10 +103,10 @@ def criteria_rows(seeds, size: int, fresh_seeds=FRESH_SEEDS, guided=None) -> lis
     for name in REFERENCES:
         ref = reference_image(name, size, size, 0) * 2 - 1
         target = patch_target(PatchSpec(ref[None]), size, size)
-        chain, s_noise = guided_walk(ref, guided)
+        chain, walk = guided_walk(ref, guided)
         reports = []
         for seed in seeds:
-            x = run_walk(target, walk_request(seed, s_noise), chain).x[0]
+            x = run_walk(target, walk_request(seed, **walk), chain).x[0]
             reports.append(quality.patch_report(x, ref))
         row = {"reference": name, **quality.criteria_summary(reports)}
         if fresh_seeds:
@@ -143,7 +149,8 @@ def tradeoff_rows(seeds, size: int, settings) -> list:
 
 
 def guided_setting_rows(seeds, size: int, settings) -> list:
-    """Guidance settings' trade-offs (``settings``: own_statistics keyword dicts, optionally with ``s_noise``):
+    """Guidance settings' trade-offs (``settings``: own_statistics keyword dicts, optionally with the walk's
+    ``walk``, ``steps``, ``s_noise``):
     each measure / its halves value averaged over the references and seeds, and the walks passing all three."""
     from rwalk.walk_core.guidance import own_statistics as own
 
@@ -152,7 +159,8 @@ def guided_setting_rows(seeds, size: int, settings) -> list:
         crit = criteria_rows(seeds, size, (), setting)
         ratios = {k: statistics.mean(r[k] / r[f"{k}_halves"] for r in crit) for k in ("novelty", "colour_swd", "gram")}
         rows.append({"style_weight": own.STYLE_WEIGHT, "style_end": own.STYLE_END, "colour_weight": own.COLOUR_WEIGHT,
-                     "colour_end": own.COLOUR_END, "s_noise": own.S_NOISE, **setting, **ratios,
+                     "colour_end": own.COLOUR_END, "walk": own.WALK, "steps": own.STEPS, "s_noise": own.S_NOISE,
+                     **setting, **ratios,
                      "all_pass": sum(r["all_pass"] for r in crit), "n": sum(r["n"] for r in crit)})
         log.info("guided setting %s: %s", setting, rows[-1])
     return rows
@@ -243,9 +251,10 @@ def render(timing, crit, transfer, command: str, crit_size: int, tradeoff=(), gu
                   "The same references and seeds, walked with `walk_core.guidance.own_statistics` (the "
                   "`faithful_patches` workflow): a style energy term (StyleEncoder `random`, "
                   f"`{own.STATISTICS}`, encoder seed {own.ENCODER_SEED} — not the Gram measure's seed 0) at weight "
-                  f"{own.STYLE_WEIGHT:g} over the first {own.STYLE_END:.0%} of the walk and a colour term (per-channel "
-                  f"mean and std) at {own.COLOUR_WEIGHT:g} over the first {own.COLOUR_END:.0%}, both against the "
-                  f"reference itself; walk s_noise {own.S_NOISE:g}.", ""]
+                  f"{own.STYLE_WEIGHT:g} over the first {own.STYLE_END:.0%} of the walk and a colour term (energy "
+                  f"`{own.COLOUR_ENERGY}`: the whole distribution of pixel colours, sliced Wasserstein) at "
+                  f"{own.COLOUR_WEIGHT:g} over the first {own.COLOUR_END:.0%}, both against the reference itself; "
+                  f"the recipe's walk: {own.WALK}, {own.STEPS} levels (karras), s_noise {own.S_NOISE:g}.", ""]
         lines += criteria_table(guided, fresh=False)
         lines += ["", f"All three criteria: {sum(r['all_pass'] for r in guided)} of {sum(r['n'] for r in guided)} "
                   f"walks (without guidance: {walks_all}); novel {sum(r['novel_pass'] for r in guided)}, colour "
@@ -254,10 +263,11 @@ def render(timing, crit, transfer, command: str, crit_size: int, tradeoff=(), gu
         lines += ["", "Guidance settings, each measure divided by its halves value and averaged over the five "
                   "references and the seeds (as in the trade-off table below), and the walks passing all three "
                   "criteria:", "",
-                  "| style weight · end | colour weight · end | s_noise | novelty / halves | colour SW2 / halves | "
-                  "Gram / halves | all three | walks |", "|---|---|---|---|---|---|---|---|"]
+                  "| style weight · end | colour weight · end | walk · steps | s_noise | novelty / halves | "
+                  "colour SW2 / halves | Gram / halves | all three | walks |", "|---|---|---|---|---|---|---|---|---|"]
         lines += [f"| {r['style_weight']:g} · {r['style_end']:.0%} | "
-                  f"{r['colour_weight']:g} · {r['colour_end']:.0%} | {r['s_noise']:g} | {r['novelty']:.2f} | "
+                  f"{r['colour_weight']:g} · {r['colour_end']:.0%} | {r['walk']} · {r['steps']} | {r['s_noise']:g} | "
+                  f"{r['novelty']:.2f} | "
                   f"{r['colour_swd']:.2f} | {r['gram']:.2f} | {r['all_pass']} | {r['n']} |" for r in guided_settings]
     if tradeoff:
         from rwalk.walk_core.targets.patch import WALK_S_NOISE, PatchSpec  # noqa: PLC0415
@@ -325,8 +335,9 @@ def main(argv=None) -> int:
                 {"level_sigma": 1.0}, {"level_sigma": 1.5}]
     tradeoff = tradeoff_rows(range(1) if args.quick else range(2), crit_size, settings)
     guided_settings = guided_setting_rows(range(1) if args.quick else range(2), crit_size, [
-        {}, {"s_noise": 1.15}, {"colour_weight": 0.0}, {"style_weight": 0.0}] + ([] if args.quick else [
-        {"style_end": 1.0}, {"colour_end": 0.8}]))
+        {}, {"s_noise": 1.15}, {"walk": "euler_ancestral", "steps": 30}, {"colour_weight": 0.0}]
+        + ([] if args.quick else [{"style_weight": 0.0}, {"style_weight": 0.0, "colour_weight": 0.0},
+                                  {"colour_end": 1.0}]))
     command = ".venv/bin/python bench/patch.py" + (" --quick" if args.quick else "")
     text = render(timing, crit, transfer, command, crit_size, tradeoff, guided, guided_settings)
     text += f"\nWhole run: {time.perf_counter() - started:.0f} s.\n"

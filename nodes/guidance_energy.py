@@ -13,9 +13,10 @@ class GuidanceStepEnergy(GuidanceStepBase):
     DESCRIPTION = (
         "Energy guidance (universal guidance, Bansal et al. 2023, in x0 space): at each step the denoised "
         "estimate takes gradient steps that lower an energy measured against a reference picture -- content "
-        "(squared error to the picture, optionally blurred so only its structure counts) or colour (per-channel "
-        "mean and std), or a style (WALK_STYLE statistics from StyleEncoder, input 'style'). Costs no extra model "
-        "evaluations. Pixel targets; chain several for several energies."
+        "(squared error to the picture, optionally blurred so only its structure counts), colour (per-channel "
+        "mean and std) or palette (the whole distribution of its pixel colours), or a style (WALK_STYLE "
+        "statistics from StyleEncoder, input 'style'). Costs no extra model evaluations. Pixel targets; chain "
+        "several for several energies."
     )
     NODE_ID = "GuidanceStepEnergy"
     TERM = EnergyTerm
@@ -26,11 +27,13 @@ class GuidanceStepEnergy(GuidanceStepBase):
             "required": {
                 "energy": (ENERGIES.names(), {"default": "content", "tooltip": (
                     "What to match: content = the picture itself (mean squared error, per pixel); colour = its "
-                    "per-channel mean and standard deviation (the palette, not the layout); style = the "
-                    "'style' input's feature statistics (the image is then not used).")}),
+                    "per-channel mean and standard deviation (not the layout); palette = its whole distribution of "
+                    "pixel colours, how much of each colour (sliced Wasserstein along 11 random colour frames; not the "
+                    "layout); style = the 'style' input's feature statistics (the image is then not used).")}),
                 "weight": ("FLOAT", {"default": 0.1, "min": 0.0, "max": MAX_WEIGHT, "step": 0.01, "tooltip": (
                     "Fraction of the way to the energy's minimum per gradient step, at any image size: 1 jumps "
-                    "onto the reference's content/colours at every step, 0.1-0.3 nudges, 0 = off.")}),
+                    "onto the reference's content/colours at every step, 0.1-0.3 nudges, 0 = off. palette covers "
+                    "less of the way per step (a distribution's shape takes several).")}),
                 "steps": ("INT", {"default": 1, "min": 1, "max": MAX_STEPS, "tooltip": (
                     "Gradient steps on the denoised estimate per model evaluation (repeats the step in x0 "
                     "space; no extra model calls). weight w with n steps leaves (1 - w)^n of the distance.")}),
@@ -45,7 +48,7 @@ class GuidanceStepEnergy(GuidanceStepBase):
                 "image": ("IMAGE", {"tooltip": (
                     "The reference: the content picture (resized to the walk's size; a batch gives one per "
                     "item, or one for all) or the colour reference (statistics over all its pictures). Needed by "
-                    "content and colour; not used by style (optional so a style energy needs no picture).")}),
+                    "content, colour and palette; not used by style (optional so a style energy needs no picture).")}),
                 "style": (WALK_STYLE, {"tooltip": (
                     "energy style only: the statistics to match (StyleEncoder's output). For style the weight "
                     "is a step size, each step capped at an RMS of weight x 0.1 (walk units).")}),

@@ -176,16 +176,17 @@ WORKFLOWS = {
         (5, "StyleEncoder", (40, 400), {"statistics": own.STATISTICS, "encoder_seed": own.ENCODER_SEED}),
         (6, "GuidanceStepEnergy", (420, 360), {"energy": "style", "weight": own.STYLE_WEIGHT, "steps": 1,
                                               "start_percent": 0.0, "end_percent": own.STYLE_END}),
-        (7, "GuidanceStepEnergy", (420, 720), {"energy": "colour", "weight": own.COLOUR_WEIGHT, "steps": 1,
+        (7, "GuidanceStepEnergy", (420, 720), {"energy": own.COLOUR_ENERGY, "weight": own.COLOUR_WEIGHT, "steps": 1,
                                               "start_percent": 0.0, "end_percent": own.COLOUR_END}),
         (9, "Note", (40, 720), {"text": "The same reference feeds the patch target and both guidance terms: style "
                                          "(feature means and stds of the random encoder) over the first "
-                                         f"{own.STYLE_END:.0%} of the walk, colour (per-channel mean and std) over "
-                                         f"the first {own.COLOUR_END:.0%}. The patches alone drift in colour and "
-                                         "texture statistics (marble a shade dark); the terms hold the picture to "
-                                         "the reference's while the layout is set and leave the detail to the "
-                                         f"patches. s_noise {own.S_NOISE:g} buys back the novelty the pull costs."}),
-        (3, "WalkSampler", (800, 60), sampler(s_noise=own.S_NOISE, seed=5)),
+                                         f"{own.STYLE_END:.0%} of the walk, palette (the whole distribution of "
+                                         f"pixel colours) over the first {own.COLOUR_END:.0%}. The patches alone "
+                                         "drift in colour and texture statistics (marble a shade dark); the terms "
+                                         "hold the picture to the reference's while the layout is set and leave the "
+                                         f"detail to the patches. The {own.WALK} walk ({own.STEPS} levels, s_noise "
+                                         f"{own.S_NOISE:g}) keeps more of the reference's fine detail: more novel."}),
+        (3, "WalkSampler", (800, 60), sampler(walk=own.WALK, steps=own.STEPS, s_noise=own.S_NOISE, seed=5)),
         (4, "SaveImage", (1180, 60), {"filename_prefix": "faithful_patches"}),
     ], [(1, 0, 2, "images"), (1, 0, 5, "images"), (5, 0, 6, "style"), (6, 0, 7, "guidance"), (1, 0, 7, "image"),
         (7, 0, 3, "guidance"), (2, 0, 3, "target"), (3, 0, 4, "images")]),

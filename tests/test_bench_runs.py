@@ -222,10 +222,14 @@ def test_patch_benchmark_reports_the_walks_guided_by_their_own_statistics(monkey
     assert [r["reference"] for r in guided] == ["marble"] and guided[0]["n"] == 1
     assert "n_fresh" not in guided[0] and guided[0]["colour_swd"] != plain[0]["colour_swd"]
     assert guided[0]["novelty_halves"] == plain[0]["novelty_halves"]  # the same reference
-    settings = patch_bench.guided_setting_rows(range(1), 32, [{}, {"colour_weight": 0.0, "s_noise": 1.0}])
-    assert [(r["colour_weight"], r["s_noise"]) for r in settings] == [(own.COLOUR_WEIGHT, own.S_NOISE), (0.0, 1.0)]
+    other = {"colour_weight": 0.0, "s_noise": 1.0, "walk": "euler_ancestral", "steps": 4}
+    settings = patch_bench.guided_setting_rows(range(1), 32, [{}, other])
+    assert [(r["colour_weight"], r["walk"], r["steps"], r["s_noise"]) for r in settings] == [
+        (own.COLOUR_WEIGHT, own.WALK, own.STEPS, own.S_NOISE), (0.0, "euler_ancestral", 4, 1.0)]
     assert settings[0]["gram"] != settings[1]["gram"] and all(r["n"] == 1 for r in settings)
     text = patch_bench.render([], plain, [], "cmd", 32, (), guided, settings)
     assert text.count("| marble |") == 2 and "### The same walks with their own statistics as guidance" in text
     assert f"encoder seed {own.ENCODER_SEED}" in text and f"(without guidance: {plain[0]['all_pass']})" in text
-    assert f"| {own.STYLE_WEIGHT:g} · {own.STYLE_END:.0%} | 0 · {own.COLOUR_END:.0%} | 1 |" in text
+    style = f"{own.STYLE_WEIGHT:g} · {own.STYLE_END:.0%}"
+    assert f"| {style} | 0 · {own.COLOUR_END:.0%} | euler_ancestral · 4 | 1 |" in text
+    assert f"| {own.COLOUR_WEIGHT:g} · {own.COLOUR_END:.0%} | {own.WALK} · {own.STEPS} | {own.S_NOISE:g} |" in text

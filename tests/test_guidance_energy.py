@@ -12,9 +12,9 @@ import torch.nn.functional as F
 
 from rwalk.nodes.guidance_energy import GuidanceStepEnergy
 from rwalk.nodes.layout import image_to_walk
-from rwalk.walk_core import GuidanceChain, WalkRequest, WalkTarget, run_walk
+from rwalk.walk_core import GuidanceChain, WalkRequest, WalkTarget, quality, run_walk
 from rwalk.walk_core.guidance import TERMS
-from rwalk.walk_core.guidance.energy import ENERGIES, EnergyTerm
+from rwalk.walk_core.guidance.energy import ENERGIES, PALETTE_FRAMES, EnergyTerm
 from rwalk.walk_core.targets import exact_target
 from rwalk.walk_core.targets.image_mixture import ImageMixtureSpec, image_mixture_target
 
@@ -30,6 +30,13 @@ def content_picture(size: int = 16) -> torch.Tensor:
     u = torch.linspace(-1, 1, size)
     ramp_x, ramp_y = u[None, :].expand(size, size), u[:, None].expand(size, size)
     return torch.stack([ramp_x, ramp_y, -0.5 * ramp_x])[None]
+
+
+def two_colour_picture(size: int = 16) -> torch.Tensor:
+    """[1, 3, size, size]: a checkerboard of two colours, a distribution no mean and std describe."""
+    board = ((torch.arange(size)[:, None] + torch.arange(size)[None, :]) % 2).float()
+    red, blue = torch.tensor([0.7, -0.5, -0.4]), torch.tensor([-0.5, -0.2, 0.6])
+    return (red.view(3, 1, 1) * board + blue.view(3, 1, 1) * (1 - board))[None]
 
 
 def colour_picture(size: int = 16) -> torch.Tensor:
@@ -96,12 +103,51 @@ def test_colour_weight_moves_mean_and_std_that_fraction(size):
     torch.testing.assert_close(s1 - ref_std, 0.6 * (s0 - ref_std), rtol=0, atol=1e-5)
 
 
+def test_palette_matches_the_colour_distribution_not_only_mean_and_std():
+    # a Gaussian picture with the two-colour reference's per-channel mean and std: the colour energy sees nothing
+    # to fix, the palette energy does, and its step moves the pixels most of the way to the two colours
+    size = 32
+    target = image_mixture_target(ImageMixtureSpec(), size, size)
+    reference = two_colour_picture(size)
+    ref_mean, ref_std = (t[:, 0] for t in channel_stats(reference))
+    noise = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    z = (noise - noise.mean((2, 3), keepdim=True)) / noise.std((2, 3), unbiased=False, keepdim=True)
+    x0 = ref_mean.view(1, 3, 1, 1) + ref_std.view(1, 3, 1, 1) * z
+    assert float(energy(EnergyTerm(energy="colour", reference=reference), x0)[0]) < 1e-12
+    palette = energy(EnergyTerm(energy="palette", reference=reference), x0)
+    assert float(palette[0]) > 0.05
+    swd = lambda x: quality.colour_swd(x[0], reference[0])  # noqa: E731  (other directions than the energy's)
+    left = {}
+    for weight, steps in ((0.5, 1), (1.0, 1), (1.0, 3)):
+        term = EnergyTerm(weight=weight, energy="palette", reference=reference, steps=steps)
+        out = term.apply(None, x0, term.start(target))
+        left[weight, steps] = (float(energy(term, out)[0] / palette[0]), swd(out) / swd(x0))
+    # measured (energy, colour SW2 left): weight 0.5 (0.58, 0.78), weight 1 (0.38, 0.65), 3 steps (0.23, 0.52)
+    for closer, further in ((left[1.0, 3], left[1.0, 1]), (left[1.0, 1], left[0.5, 1])):
+        assert closer[0] < further[0] and closer[1] < further[1], left
+    assert left[1.0, 1][0] < 0.5 and left[1.0, 3][0] < 0.3 and left[1.0, 3][1] < 0.6, left
+    # where the pixels are does not matter: the reference shuffled has no palette energy
+    shuffled = reference.flatten(2)[:, :, torch.randperm(size * size, generator=torch.Generator().manual_seed(0))]
+    assert float(energy(EnergyTerm(energy="palette", reference=reference), shuffled.view_as(reference))[0]) < 1e-12
+
+
+def test_palette_directions_are_orthonormal_frames_so_its_step_is_isotropic():
+    term = EnergyTerm(energy="palette", reference=two_colour_picture())
+    d = ENERGIES["palette"].prepare(term, (3, 16, 16)).directions.double()  # [C, K]
+    assert d.shape == (3, 3 * PALETTE_FRAMES)
+    for frame in d.split(3, dim=1):
+        torch.testing.assert_close(frame.T @ frame, torch.eye(3, dtype=torch.float64), rtol=0, atol=1e-6)
+    torch.testing.assert_close(d @ d.T, PALETTE_FRAMES * torch.eye(3, dtype=torch.float64), rtol=0, atol=1e-5)
+    assert len({tuple(f.abs().flatten().round(decimals=4).tolist()) for f in d.split(3, dim=1)}) == PALETTE_FRAMES
+
+
 # ---------------------------------------------------------------- walks against the exact target
 
 CASES = {
     "content": dict(energy="content", reference=content_picture()),
     "content_blur": dict(energy="content", reference=content_picture(), content_blur=2.0),
     "colour": dict(energy="colour", reference=colour_picture()),
+    "palette": dict(energy="palette", reference=two_colour_picture()),
 }
 
 
@@ -141,7 +187,8 @@ def test_colour_guidance_moves_channel_statistics_towards_the_reference(target, 
 
 def test_each_item_is_guided_on_its_own(target):
     terms = (EnergyTerm(weight=0.2, energy="content", reference=content_picture(), content_blur=1.5, steps=2),
-             EnergyTerm(weight=0.2, energy="colour", reference=colour_picture()))
+             EnergyTerm(weight=0.2, energy="colour", reference=colour_picture()),
+             EnergyTerm(weight=0.3, energy="palette", reference=two_colour_picture()))
     pair = walk(target, *terms, request=WalkRequest(steps=8, seed=11, batch_size=2)).x
     alone = walk(target, *terms, request=WalkRequest(steps=8, seed=12, batch_size=1)).x
     torch.testing.assert_close(pair[1:], alone, rtol=0, atol=1e-5)
@@ -228,7 +275,7 @@ def test_node_appends_one_energy_term():
     assert isinstance(term, EnergyTerm) and (term.energy, term.steps, term.content_blur) == ("content", 2, 1.5)
     assert torch.equal(term.reference, image_to_walk(image))
     declared = GuidanceStepEnergy.INPUT_TYPES()
-    assert set(declared["required"]["energy"][0]) == {"content", "colour", "style"}
+    assert set(declared["required"]["energy"][0]) == {"content", "colour", "palette", "style"}
     assert set(declared["optional"]) == {"guidance", "image", "style"}  # image: content/colour only
 
 

@@ -37,9 +37,9 @@ def test_more_walk_noise_gives_the_patch_target_back_fine_detail():
 
 def test_shipped_workflows_walk_patch_targets_with_its_noise_scale():
     """Every shipped workflow walks a patch target with its noise scale (WALK_S_NOISE), or, guided by the
-    references' own statistics (faithful_patches), with that recipe's."""
+    references' own statistics (faithful_patches), with that recipe's walk, levels and noise scale."""
     from rwalk.nodes import NODE_CLASS_MAPPINGS
-    from rwalk.walk_core.guidance.own_statistics import S_NOISE as OWN_STATISTICS_S_NOISE
+    from rwalk.walk_core.guidance import own_statistics as own
     from rwalk.walk_core.runner import IO_NODE_CLASSES
 
     table = {**NODE_CLASS_MAPPINGS, **IO_NODE_CLASSES}
@@ -52,6 +52,9 @@ def test_shipped_workflows_walk_patch_targets_with_its_noise_scale():
             source = node["inputs"]["target"][0]
             if api[str(source)]["class_type"] == "TargetDistributionPatches":
                 walked += 1
-                expected = OWN_STATISTICS_S_NOISE if path.stem == "faithful_patches" else WALK_S_NOISE
-                assert node["inputs"]["s_noise"] == expected, f"{path.name} node {node_id}"
+                walk = tuple(node["inputs"][k] for k in ("walk", "steps", "s_noise"))
+                if path.stem == "faithful_patches":  # the recipe's walk (walk_core.guidance.own_statistics)
+                    assert walk == (own.WALK, own.STEPS, own.S_NOISE), f"{path.name} node {node_id}"
+                else:
+                    assert walk[2] == WALK_S_NOISE, f"{path.name} node {node_id}"
     assert walked >= 4, "the default, texture, tileable and photo workflows walk a patch target"
