@@ -76,19 +76,26 @@ def timed_cases(sizes, repeats: int, threads: int) -> list:
 WALK_KEYS = ("walk", "steps", "s_noise")  # a guided setting's keys that describe the walk, not the guidance
 
 
+def recipe_walk(guided: dict) -> dict:
+    """walk_request keywords of a guided setting: the own-statistics recipe's walk, levels and s_noise, unless the
+    setting names its own."""
+    from rwalk.walk_core.guidance import own_statistics as own
+
+    return {"walk": own.WALK, "steps": own.STEPS, "s_noise": own.S_NOISE,
+            **{k: v for k, v in guided.items() if k in WALK_KEYS}}
+
+
 def guided_walk(ref, guided: dict):
     """The guidance chain and walk_request keywords of a ``guided`` setting (walk_core.guidance.own_statistics
     keyword dict, optionally with the walk's ``walk``, ``steps`` and ``s_noise``, by default the recipe's; None =
     no guidance and the patch target's own walk)."""
     from rwalk.walk_core.guidance import GuidanceChain
-    from rwalk.walk_core.guidance import own_statistics as own
+    from rwalk.walk_core.guidance.own_statistics import own_statistics
 
     if guided is None:
         return GuidanceChain(), {}
     kw = {k: v for k, v in guided.items() if k not in WALK_KEYS}
-    walk = {"walk": own.WALK, "steps": own.STEPS, "s_noise": own.S_NOISE,
-            **{k: v for k, v in guided.items() if k in WALK_KEYS}}
-    return own.own_statistics(ref[None], **kw), walk
+    return own_statistics(ref[None], **kw), recipe_walk(guided)
 
 
 def criteria_rows(seeds, size: int, fresh_seeds=FRESH_SEEDS, guided=None) -> list:
@@ -159,8 +166,7 @@ def guided_setting_rows(seeds, size: int, settings) -> list:
         crit = criteria_rows(seeds, size, (), setting)
         ratios = {k: statistics.mean(r[k] / r[f"{k}_halves"] for r in crit) for k in ("novelty", "colour_swd", "gram")}
         rows.append({"style_weight": own.STYLE_WEIGHT, "style_end": own.STYLE_END, "colour_weight": own.COLOUR_WEIGHT,
-                     "colour_end": own.COLOUR_END, "walk": own.WALK, "steps": own.STEPS, "s_noise": own.S_NOISE,
-                     **setting, **ratios,
+                     "colour_end": own.COLOUR_END, **recipe_walk(setting), **setting, **ratios,
                      "all_pass": sum(r["all_pass"] for r in crit), "n": sum(r["n"] for r in crit)})
         log.info("guided setting %s: %s", setting, rows[-1])
     return rows
