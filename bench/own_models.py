@@ -41,8 +41,15 @@ SIZE = 64
 BATCH, LR = 8, 2e-3  # measured on this machine kind: for a 10-minute CPU run, more and larger steps beat batch 16
 ARCH = dict(mults=(1, 2, 2, 2), attention=(3,))  # 4 levels, attention at 8x8: whole-picture layout (sky above ground)
 GOAL_SIGMAS = (0.1, 0.2, 0.5, 1.0, 2.0)
-WALKS = {"own model": dict(walk="adams", schedule="karras", steps=30),  # each target's recommended walk
-         "patch target": dict(walk="euler_ancestral", schedule="karras", steps=30)}
+OWN_WALK = dict(walk="adams", schedule="karras", steps=30)
+
+
+def walks() -> dict:
+    """Each target's recommended walk (the patch target's: walk_core.targets.patch WALK, STEPS, WALK_S_NOISE)."""
+    from rwalk.walk_core.targets.patch import STEPS, WALK, WALK_S_NOISE
+
+    return {"own model": OWN_WALK,
+            "patch target": dict(walk=WALK, schedule="karras", steps=STEPS, options={"s_noise": WALK_S_NOISE})}
 
 
 def pictures(seeds):
@@ -82,7 +89,7 @@ def sample_rows(model_path: Path, seeds) -> dict:
     ref = torch.cat(list(train), dim=-1)  # the eight pictures side by side: [3, SIZE, 8 * SIZE]
     targets = {"own model": model_target(load_model(model_path), SIZE),
                "patch target": patch_target(PatchSpec(train), SIZE, SIZE)}
-    outs = {name: [run_walk(t, WalkRequest(seed=s, **WALKS[name])).x[0] for s in seeds] for name, t in targets.items()}
+    outs = {name: [run_walk(t, WalkRequest(seed=s, **walks()[name])).x[0] for s in seeds] for name, t in targets.items()}
     outs["fresh pictures (calibration)"] = list(pictures(FRESH_SEEDS))
     rows = {}
     for name, xs in outs.items():
@@ -100,7 +107,8 @@ def denoising_rows(model_path: Path) -> dict:
 
     held = ValidationSet.from_images(from_tensors(pictures(HELD_OUT_SEEDS)), SIZE, seed=1, held_out=True, count=32)
     model = load_model(model_path).denoiser
-    patch = patch_target(PatchSpec(pictures(TRAIN_SEEDS)), SIZE, SIZE)
+    # the patch posterior itself: the palette hold is a sampling device that trades denoising error for colours
+    patch = patch_target(PatchSpec(pictures(TRAIN_SEEDS), palette=0.0), SIZE, SIZE)
     with torch.no_grad():
         return {"own model": held.errors(model), "patch target": held.errors(patch.denoiser),
                 "identity": held.errors(lambda x, sigma: x * 0.25 / (sigma[:, None, None, None] ** 2 + 0.25))}
@@ -139,13 +147,15 @@ def render(result, samples, errors, gpu, command, minutes, figure: str) -> str:
                      f"**{gpu['images'] / gpu['seconds']:.1f} images/s** (same settings).\n")
     else:
         lines.append("GPU: not measured (no GPU on the machine that ran this).\n")
+    patch = walks()["patch target"]
     lines += ["### Samples against the weight-free criteria\n",
               f"{SIZE}x{SIZE} samples; *the reference* = the eight training pictures side by side, and "
               "*halves* = the same measure between pictures 0-3 and 4-7. Novel: the median distance from output "
               "16x16 patches to their nearest patch of the reference >= the halves' value; faithful: colour "
               "sliced-W2 and random-feature Gram distance to the reference <= 1.5x the halves'. Counts = samples "
-              "passing. Walks: own model adams, patch target euler_ancestral (each one's recommended), karras, "
-              f"30 steps. *fresh pictures*: {len(FRESH_SEEDS)} new pictures of the generator (seeds "
+              f"passing. Walks (each one's recommended, karras): own model {OWN_WALK['walk']}, {OWN_WALK['steps']} "
+              f"steps; patch target {patch['walk']}, {patch['steps']} levels, s_noise {patch['options']['s_noise']:g}. "
+              f"*fresh pictures*: {len(FRESH_SEEDS)} new pictures of the generator (seeds "
               f"{FRESH_SEEDS[0]}, {FRESH_SEEDS[1]}, …, {FRESH_SEEDS[-1]}, the same palette; never trained on), "
               "genuinely new samples of the distribution the eight were drawn from, judged by the same criteria: "
               "what a perfect model of the generator would score.\n",
@@ -160,7 +170,9 @@ def render(result, samples, errors, gpu, command, minutes, figure: str) -> str:
               "### Denoising error on held-out pictures\n",
               f"Mean squared error per pixel of D(y + sigma n, sigma) against y (pixels in [-1, 1]) on 32 draws of "
               f"the {SIZE} px held-out pictures (seeds {held}; never trained on, not in the patch bank), fixed "
-              "noise. *shrinkage* = c_skip y, what an untrained model gives.\n",
+              "noise. *patch target* = its posterior mean, without the palette hold (palette 0: the hold trades "
+              "denoising error for the references' colours). *shrinkage* = c_skip y, what an untrained model "
+              "gives.\n",
               "| sigma | own model | patch target | shrinkage | own < patch |", "|---|---|---|---|---|"]
     for s in errors["own model"]:
         own, patch, ident = errors["own model"][s], errors["patch target"][s], errors["identity"][s]

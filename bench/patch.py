@@ -1,7 +1,7 @@
 """Weight-free targets benchmark (issue 3 §6): time, peak memory and reproducibility of the patch target, and
 its novelty / faithfulness criteria and photo style transfer, written into docs/BENCHMARKS.md.
 
-    .venv/bin/python bench/patch.py            # about 45 minutes on 2 cores
+    .venv/bin/python bench/patch.py            # about 40 minutes on 2 cores
     .venv/bin/python bench/patch.py --quick    # about 3 minutes
 
 Timings run each case in a fresh subprocess (so peak RSS is the case's own) with 2 torch threads (the
@@ -28,18 +28,18 @@ REFERENCES = ("painting", "bricks", "foliage", "stained_glass", "marble")
 FRESH_SEEDS = tuple(range(20, 260, 20))  # same painting palette (seed % 4) and marble stone (seed % 5) as seed 0
 
 
-def walk_request(seed: int, s_noise: float = 0.0, walk: str = "euler_ancestral", steps: int = 30, **over):
-    """The walk every case takes, as the example workflows do: 30 euler_ancestral steps (karras) with the patch
-    target's noise scale (``s_noise`` 0 = walk_core.targets.patch.WALK_S_NOISE); the guided cases name their own."""
+def walk_request(seed: int, s_noise: float = 0.0, walk: str = "", steps: int = 0, **over):
+    """The walk every case takes unless it names its own, as the example workflows do: the patch target's walk,
+    levels and noise scale (walk_core.targets.patch WALK, STEPS, WALK_S_NOISE; karras)."""
     from rwalk.walk_core.sample import WalkRequest
-    from rwalk.walk_core.targets.patch import WALK_S_NOISE
+    from rwalk.walk_core.targets.patch import STEPS, WALK, WALK_S_NOISE
 
-    return WalkRequest(walk=walk, schedule="karras", steps=steps, seed=seed,
+    return WalkRequest(walk=walk or WALK, schedule="karras", steps=steps or STEPS, seed=seed,
                        options={"s_noise": s_noise or WALK_S_NOISE}, **over)
 
 
 def one_walk(size: int, ref_size: int, seed: int, threads: int) -> dict:
-    """Child process: one 30-step walk at ``size`` from the painting at ``ref_size``; time, RSS, a checksum."""
+    """Child process: one walk at ``size`` from the painting at ``ref_size``; time, RSS, a checksum."""
     import torch
 
     torch.set_num_threads(threads)
@@ -73,29 +73,26 @@ def timed_cases(sizes, repeats: int, threads: int) -> list:
     return rows
 
 
-WALK_KEYS = ("walk", "steps", "s_noise")  # a guided setting's keys that describe the walk, not the guidance
+WALK_KEYS = ("walk", "steps", "s_noise")  # a setting's keys that describe the walk, not the target or guidance
 
 
-def recipe_walk(guided: dict) -> dict:
-    """walk_request keywords of a guided setting: the own-statistics recipe's walk, levels and s_noise, unless the
-    setting names its own."""
-    from rwalk.walk_core.guidance import own_statistics as own
+def setting_walk(setting: dict) -> dict:
+    """walk_request keywords of a setting: the patch target's walk, levels and s_noise unless it names its own."""
+    from rwalk.walk_core.targets.patch import STEPS, WALK, WALK_S_NOISE
 
-    return {"walk": own.WALK, "steps": own.STEPS, "s_noise": own.S_NOISE,
-            **{k: v for k, v in guided.items() if k in WALK_KEYS}}
+    return {"walk": WALK, "steps": STEPS, "s_noise": WALK_S_NOISE,
+            **{k: v for k, v in setting.items() if k in WALK_KEYS}}
 
 
 def guided_walk(ref, guided: dict):
     """The guidance chain and walk_request keywords of a ``guided`` setting (walk_core.guidance.own_statistics
-    keyword dict, optionally with the walk's ``walk``, ``steps`` and ``s_noise``, by default the recipe's; None =
-    no guidance and the patch target's own walk)."""
+    keyword dict, optionally with the walk's ``walk``, ``steps`` and ``s_noise``; None = no guidance)."""
     from rwalk.walk_core.guidance import GuidanceChain
     from rwalk.walk_core.guidance.own_statistics import own_statistics
 
     if guided is None:
-        return GuidanceChain(), {}
-    kw = {k: v for k, v in guided.items() if k not in WALK_KEYS}
-    return own_statistics(ref[None], **kw), recipe_walk(guided)
+        return GuidanceChain(), setting_walk({})
+    return own_statistics(ref[None], **{k: v for k, v in guided.items() if k not in WALK_KEYS}), setting_walk(guided)
 
 
 def criteria_rows(seeds, size: int, fresh_seeds=FRESH_SEEDS, guided=None) -> list:
@@ -128,29 +125,35 @@ def criteria_rows(seeds, size: int, fresh_seeds=FRESH_SEEDS, guided=None) -> lis
     return rows
 
 
+TRADEOFF_KEYS = ("patch_size", "fine_patch_size", "level_sigma", "balance", "palette", "palette_sigma")
+
+
 def tradeoff_rows(seeds, size: int, settings) -> list:
-    """Settings' trade-offs: mean over the references of each measure / its halves value. ``settings``: a list
-    of PatchSpec keyword dicts, each optionally with the walk's ``s_noise``."""
+    """Settings' trade-offs: mean over the references of each measure / its halves value, and the walks passing all
+    three criteria. ``settings``: a list of PatchSpec keyword dicts, each optionally with the walk's ``walk``,
+    ``steps`` and ``s_noise`` (WALK_KEYS; by default the patch target's)."""
     from rwalk.walk_core import quality
     from rwalk.walk_core.references import reference_image
     from rwalk.walk_core.sample import run_walk
-    from rwalk.walk_core.targets.patch import WALK_S_NOISE, PatchSpec, patch_target
+    from rwalk.walk_core.targets.patch import PatchSpec, patch_target
 
     rows = []
     for setting in settings:
-        kw = {k: v for k, v in setting.items() if k != "s_noise"}
-        s_noise = setting.get("s_noise", WALK_S_NOISE)
+        kw = {k: v for k, v in setting.items() if k not in WALK_KEYS}
+        walk = setting_walk(setting)
         ratios = {"novelty": [], "colour_swd": [], "gram": []}
+        passed = 0
         for name in REFERENCES:
             ref = reference_image(name, size, size, 0) * 2 - 1
             target = patch_target(PatchSpec(ref[None], **kw), size, size)
             for seed in seeds:
-                report = quality.patch_report(run_walk(target, walk_request(seed, s_noise)).x[0], ref)
+                report = quality.patch_report(run_walk(target, walk_request(seed, **walk)).x[0], ref)
+                passed += all(quality.criteria(report).values())
                 for key in ratios:
                     ratios[key].append(report[key] / report[f"{key}_halves"])
-        full = {"patch_size": PatchSpec.patch_size, "fine_patch_size": PatchSpec.fine_patch_size,
-                "level_sigma": PatchSpec.level_sigma, "balance": PatchSpec.balance, "s_noise": s_noise, **kw}
-        rows.append({**full, **{k: statistics.mean(v) for k, v in ratios.items()}, "n": len(ratios["gram"])})
+        full = {**{k: getattr(PatchSpec, k) for k in TRADEOFF_KEYS}, **walk, **kw}
+        rows.append({**full, **{k: statistics.mean(v) for k, v in ratios.items()}, "all_pass": passed,
+                     "n": len(ratios["gram"])})
         log.info("setting %s: %s", setting, rows[-1])
     return rows
 
@@ -165,9 +168,8 @@ def guided_setting_rows(seeds, size: int, settings) -> list:
     for setting in settings:
         crit = criteria_rows(seeds, size, (), setting)
         ratios = {k: statistics.mean(r[k] / r[f"{k}_halves"] for r in crit) for k in ("novelty", "colour_swd", "gram")}
-        rows.append({"style_weight": own.STYLE_WEIGHT, "style_end": own.STYLE_END, "colour_weight": own.COLOUR_WEIGHT,
-                     "colour_end": own.COLOUR_END, **recipe_walk(setting), **setting, **ratios,
-                     "all_pass": sum(r["all_pass"] for r in crit), "n": sum(r["n"] for r in crit)})
+        rows.append({"style_weight": own.STYLE_WEIGHT, "style_end": own.STYLE_END, **setting_walk(setting), **setting,
+                     **ratios, "all_pass": sum(r["all_pass"] for r in crit), "n": sum(r["n"] for r in crit)})
         log.info("guided setting %s: %s", setting, rows[-1])
     return rows
 
@@ -222,9 +224,12 @@ def render(timing, crit, transfer, command: str, crit_size: int, tradeoff=(), gu
 
     lines = ["## Weight-free targets (issue 3)", "", "```", command, "```", ""]
     lines += [f"Machine: {', '.join(f'{k} {v}' for k, v in machine_info().items())}.", ""]
+    from rwalk.walk_core.targets.patch import STEPS, WALK, WALK_S_NOISE, PatchSpec  # noqa: PLC0415
+
+    walk_text = f"{WALK}, {STEPS} levels (karras), s_noise {WALK_S_NOISE:g}"
     lines += ["### Patch target: time, memory, reproducibility", "",
-              "A 30-step euler_ancestral walk (karras, the patch target's s_noise) from the 256×256 `painting` "
-              "reference, target building "
+              f"The patch target's walk ({walk_text}; palette {PatchSpec.palette:g} while sigma ≥ "
+              f"{PatchSpec.palette_sigma:g}) from the 256×256 `painting` reference, target building "
               "included, in a fresh process with 2 torch threads; median of the runs, peak RSS of the process "
               "(Python, torch and the pack included); *identical* = every run gave the same bits.", "",
               "| output | seconds | peak MiB | identical | runs | goal |", "|---|---|---|---|---|---|"]
@@ -253,14 +258,12 @@ def render(timing, crit, transfer, command: str, crit_size: int, tradeoff=(), gu
     if guided:
         from rwalk.walk_core.guidance import own_statistics as own  # noqa: PLC0415
 
-        lines += ["", "### The same walks with their own statistics as guidance", "",
-                  "The same references and seeds, walked with `walk_core.guidance.own_statistics` (the "
+        lines += ["", "### The same walks with their own texture statistics as guidance", "",
+                  "The same references, seeds and walk, guided by `walk_core.guidance.own_statistics` (the "
                   "`faithful_patches` workflow): a style energy term (StyleEncoder `random`, "
                   f"`{own.STATISTICS}`, encoder seed {own.ENCODER_SEED} — not the Gram measure's seed 0) at weight "
-                  f"{own.STYLE_WEIGHT:g} over the first {own.STYLE_END:.0%} of the walk and a colour term (energy "
-                  f"`{own.COLOUR_ENERGY}`: the whole distribution of pixel colours, sliced Wasserstein) at "
-                  f"{own.COLOUR_WEIGHT:g} over the first {own.COLOUR_END:.0%}, both against the reference itself; "
-                  f"the recipe's walk: {own.WALK}, {own.STEPS} levels (karras), s_noise {own.S_NOISE:g}.", ""]
+                  f"{own.STYLE_WEIGHT:g} over the first {own.STYLE_END:.0%} of the walk, against the reference "
+                  "itself.", ""]
         lines += criteria_table(guided, fresh=False)
         lines += ["", f"All three criteria: {sum(r['all_pass'] for r in guided)} of {sum(r['n'] for r in guided)} "
                   f"walks (without guidance: {walks_all}); novel {sum(r['novel_pass'] for r in guided)}, colour "
@@ -269,18 +272,16 @@ def render(timing, crit, transfer, command: str, crit_size: int, tradeoff=(), gu
         lines += ["", "Guidance settings, each measure divided by its halves value and averaged over the five "
                   "references and the seeds (as in the trade-off table below), and the walks passing all three "
                   "criteria:", "",
-                  "| style weight · end | colour weight · end | walk · steps | s_noise | novelty / halves | "
-                  "colour SW2 / halves | Gram / halves | all three | walks |", "|---|---|---|---|---|---|---|---|---|"]
-        lines += [f"| {r['style_weight']:g} · {r['style_end']:.0%} | "
-                  f"{r['colour_weight']:g} · {r['colour_end']:.0%} | {r['walk']} · {r['steps']} | {r['s_noise']:g} | "
-                  f"{r['novelty']:.2f} | "
-                  f"{r['colour_swd']:.2f} | {r['gram']:.2f} | {r['all_pass']} | {r['n']} |" for r in guided_settings]
+                  "| style weight · end | walk · steps | s_noise | novelty / halves | colour SW2 / halves | "
+                  "Gram / halves | all three | walks |", "|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['style_weight']:g} · {r['style_end']:.0%} | {r['walk']} · {r['steps']} | {r['s_noise']:g} | "
+                  f"{r['novelty']:.2f} | {r['colour_swd']:.2f} | {r['gram']:.2f} | {r['all_pass']} | {r['n']} |"
+                  for r in guided_settings]
     if tradeoff:
-        from rwalk.walk_core.targets.patch import WALK_S_NOISE, PatchSpec  # noqa: PLC0415
-
-        lines += ["", "### Patch sizes, level_sigma, balance and the walk's noise scale: structure against novelty", "",
+        lines += ["", "### The target's settings and its walk: structure against novelty", "",
                   "Each measure divided by its halves value, averaged over the five references and the seeds "
-                  "(novelty: higher is more novel, goal ≥ 1; colour and Gram: lower is more faithful, goal ≤ 1.5). "
+                  "(novelty: higher is more novel, goal ≥ 1; colour and Gram: lower is more faithful, goal ≤ 1.5), "
+                  "and the walks passing all three criteria. "
                   "patch_size is the patch side at the coarse pyramid levels, fine_patch_size at the three finest "
                   "(where a patch covers at most 4 × its side in output pixels, the scale of the novelty measure's "
                   "16×16 patches). Smaller patches there recombine the references in smaller pieces where detail is "
@@ -291,18 +292,22 @@ def render(timing, crit, transfer, command: str, crit_size: int, tradeoff=(), gu
                   "finer levels earlier, so coarse levels copy less of the references' arrangement: more novel, less "
                   f"faithful ({PatchSpec.level_sigma:g} is the default). Balance discounts the bank patches that many "
                   "pixels pile onto at the dense (coarse) levels, so the picture's patch mix stays close to the "
-                  f"references' ({PatchSpec.balance:g} is the default; 0 is the plain posterior). s_noise is the walk's "
-                  "(EDM's S_noise: every fresh noise draw multiplied by it): the patch target's pictures keep less "
-                  "fine detail than the references, and a little more fresh noise per step offsets part of that — "
-                  f"more novel and closer texture statistics, a little further in colour ({WALK_S_NOISE:g} is what "
-                  "the example workflows and every other table here use).", "",
-                  "| patch_size | fine_patch_size | level_sigma | balance | s_noise | novelty / halves | colour SW2 / "
-                  "halves | Gram / halves | walks |", "|---|---|---|---|---|---|---|---|---|"]
+                  f"references' ({PatchSpec.balance:g} is the default; 0 is the plain posterior). palette is the "
+                  "weight of the palette hold's step (0 = off) and palette_sigma the sigma down to which it acts "
+                  f"(0 = to the end; {PatchSpec.palette:g} and {PatchSpec.palette_sigma:g} are the defaults). The "
+                  "walk: s_noise is EDM's S_noise (every fresh noise draw multiplied by it): the patch target's "
+                  "pictures keep less fine detail than the references, and more fresh noise per step gives some of "
+                  "it back — more novel, and with the palette hold the colours stay ("
+                  f"{walk_text} is what the example workflows and every other table here use).", "",
+                  "| patch_size | fine_patch_size | level_sigma | balance | palette | palette_sigma | walk · steps | "
+                  "s_noise | novelty / halves | colour SW2 / halves | Gram / halves | all three | walks |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         lines += [f"| {r['patch_size']} | {r['fine_patch_size']} | {r['level_sigma']:g} | {r['balance']:g} | "
-                  f"{r['s_noise']:g} | {r['novelty']:.2f} | {r['colour_swd']:.2f} | {r['gram']:.2f} | {r['n']} |"
-                  for r in tradeoff]
+                  f"{r['palette']:g} | {r['palette_sigma']:g} | {r['walk']} · {r['steps']} | "
+                  f"{r['s_noise']:g} | {r['novelty']:.2f} | {r['colour_swd']:.2f} | {r['gram']:.2f} | "
+                  f"{r['all_pass']} | {r['n']} |" for r in tradeoff]
     lines += ["", "### Photo style transfer (the `photo` content in the style of the `painting`)", "",
-              "Walk from the content noised to denoise 0.7 (30 steps, the patch target's s_noise). SSIM of "
+              f"Walk from the content noised to denoise 0.7 (the patch target's walk: {walk_text}). SSIM of "
               "luminance against the photo "
               "(goal ≥ 0.5) and colour sliced-W2 against the style image (goal ≤ 1.5 × the style's halves value).", "",
               "| content_weight | SSIM mean | SSIM min | colour SW2 | 1.5 × halves | colour pass | Gram |",
@@ -336,14 +341,15 @@ def main(argv=None) -> int:
     crit = criteria_rows(seeds, crit_size, FRESH_SEEDS[:3] if args.quick else FRESH_SEEDS)
     guided = criteria_rows(seeds, crit_size, (), {})
     transfer = transfer_rows(seeds, crit_size, (3.0, 10.0) if args.quick else (1.0, 3.0, 10.0, 30.0))
-    settings = [{}, {"fine_patch_size": 7}, {"fine_patch_size": 3}, {"s_noise": 1.0}, {"s_noise": 1.3},
-                {"balance": 0.0}, {"patch_size": 5}, {"patch_size": 3, "fine_patch_size": 3}, {"level_sigma": 0.3},
-                {"level_sigma": 1.0}, {"level_sigma": 1.5}]
+    old_walk = {"walk": "euler_ancestral", "steps": 30, "s_noise": 1.15}  # the patch workflows' walk until the hold
+    settings = [{}, {"palette": 0.0}, {"palette_sigma": 0.0}, {"s_noise": 1.15}, old_walk, {**old_walk, "palette": 0.0}]
+    if not args.quick:
+        settings += [{"s_noise": 1.3}, {"fine_patch_size": 7}, {"fine_patch_size": 3}, {"balance": 0.0},
+                     {"patch_size": 5}, {"patch_size": 3, "fine_patch_size": 3}, {"level_sigma": 0.3},
+                     {"level_sigma": 1.0}]
     tradeoff = tradeoff_rows(range(1) if args.quick else range(2), crit_size, settings)
-    guided_settings = guided_setting_rows(range(1) if args.quick else range(2), crit_size, [
-        {}, {"s_noise": 1.15}, {"walk": "euler_ancestral", "steps": 30}, {"colour_weight": 0.0}]
-        + ([] if args.quick else [{"style_weight": 0.0}, {"style_weight": 0.0, "colour_weight": 0.0},
-                                  {"colour_end": 1.0}]))
+    guided_settings = guided_setting_rows(range(1) if args.quick else range(2), crit_size,
+                                          [{}] if args.quick else [{}, {"style_weight": 0.5}, {"style_end": 1.0}])
     command = ".venv/bin/python bench/patch.py" + (" --quick" if args.quick else "")
     text = render(timing, crit, transfer, command, crit_size, tradeoff, guided, guided_settings)
     text += f"\nWhole run: {time.perf_counter() - started:.0f} s.\n"

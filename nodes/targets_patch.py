@@ -1,7 +1,8 @@
 """TargetDistributionPatches: a WALK_TARGET made from reference pictures' patches (no weights, no training)."""
 from __future__ import annotations
 
-from ..walk_core.targets.patch import PatchSpec, patch_target
+from ..walk_core.guidance.energy import MAX_WEIGHT
+from ..walk_core.targets.patch import STEPS, WALK, WALK_S_NOISE, PatchSpec, patch_target
 from ..walk_core.targets.patch.target import MAX_REFERENCE_PIXELS
 from .layout import image_to_walk
 from .style import parse_weights
@@ -18,8 +19,8 @@ class TargetDistributionPatches:
         "on it paints novel pictures out of the references' pieces: textures, paintings, anything with local "
         "structure. Connect a content image (and the same image to WalkSampler's init_image, denoise about 0.7) "
         "for photo style transfer: the patches then also follow the content's light and dark structure. "
-        "Takes its size from WalkSampler; patches keep the references' pixel scale. Recommended walk: "
-        "euler_ancestral, karras, 30 steps.")
+        "Holds the picture to the references' colours (palette). Takes its size from WalkSampler; patches keep the "
+        f"references' pixel scale. Recommended walk: {WALK}, karras, {STEPS} steps, s_noise {WALK_S_NOISE:g}.")
     CATEGORY = f"{CATEGORY}/targets"
     RETURN_TYPES = (WALK_TARGET,)
     RETURN_NAMES = ("target",)
@@ -77,12 +78,23 @@ class TargetDistributionPatches:
                     "to 4 x this in output pixels). Smaller than patch_size recombines the references in smaller "
                     "pieces where detail is set (more novel pictures) while the coarse levels keep their "
                     "arrangement; equal to patch_size = one size everywhere.")}),
+                "palette": ("FLOAT", {"default": PatchSpec.palette, "min": 0.0, "max": MAX_WEIGHT, "step": 0.05,
+                                     "tooltip": (
+                    "Holds the picture to the references' colours: each estimate takes one step of this weight "
+                    "towards the references' whole distribution of pixel colours (sliced Wasserstein, the "
+                    "'palette' energy of GuidanceStepEnergy) while sigma >= palette_sigma. The patches alone let "
+                    "colours drift towards the dominant dull ones; 1 = the default, 0 = off.")}),
+                "palette_sigma": ("FLOAT", {"default": PatchSpec.palette_sigma, "min": 0.0, "max": 80.0,
+                                           "step": 0.01, "tooltip": (
+                    "The palette hold acts while sigma is at least this (0.05: about the first 70 % of a walk); "
+                    "below it the fine detail is left to the patches alone. 0 = to the end.")}),
             },
         }
 
     def build(self, images, patch_size, level_sigma, tileable, weights, content=None, content_weight=10.0,
               sharpness=1.0, candidates=8, max_reference_pixels=MAX_REFERENCE_PIXELS, balance=1.0,
-              fine_patch_size=PatchSpec.fine_patch_size):
+              fine_patch_size=PatchSpec.fine_patch_size, palette=PatchSpec.palette,
+              palette_sigma=PatchSpec.palette_sigma):
         if images is None or images.shape[0] < 1:
             raise ValueError(f"{WHO}: images is an empty batch; expected at least one reference picture")
         refs = image_to_walk(images, f"{WHO}: images")
@@ -91,6 +103,7 @@ class TargetDistributionPatches:
         spec = PatchSpec(images=refs, weights=w, patch_size=int(patch_size), level_sigma=float(level_sigma),
                          sharpness=float(sharpness), candidates=int(candidates), tileable=bool(tileable),
                          balance=float(balance), fine_patch_size=int(fine_patch_size),
+                         palette=float(palette), palette_sigma=float(palette_sigma),
                          max_reference_pixels=int(max_reference_pixels), content=walk_content,
                          content_weight=float(content_weight) if content is not None else 0.0,
                          name=f"{refs.shape[0]} reference picture(s)")

@@ -29,7 +29,7 @@ from PIL import Image  # noqa: E402
 from rwalk.nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS  # noqa: E402
 from rwalk.walk_core.runner import IO_NODE_CLASSES, RunnerPaths, load_workflow, run_workflow  # noqa: E402
 from rwalk.walk_core.guidance import own_statistics as own  # noqa: E402
-from rwalk.walk_core.targets.patch import WALK_S_NOISE  # noqa: E402
+from rwalk.walk_core.targets.patch import STEPS, WALK, WALK_S_NOISE  # noqa: E402
 
 TABLE = {**NODE_CLASS_MAPPINGS, **IO_NODE_CLASSES}
 WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN")
@@ -118,8 +118,8 @@ def sampler(**over):
 
 
 def patch_sampler(**over):
-    """A WalkSampler walking the patch target: with its noise scale (walk_core.targets.patch.WALK_S_NOISE)."""
-    return sampler(s_noise=WALK_S_NOISE, **over)
+    """A WalkSampler walking the patch target: its walk, levels and noise scale (walk_core.targets.patch)."""
+    return sampler(**{"walk": WALK, "steps": STEPS, "s_noise": WALK_S_NOISE, **over})
 
 
 WORKFLOWS = {
@@ -174,22 +174,17 @@ WORKFLOWS = {
         (1, "ReferenceImage", (40, 60), {"reference": "marble", "width": 256, "height": 256, "seed": 0}),
         (2, "TargetDistributionPatches", (420, 60), {}),
         (5, "StyleEncoder", (40, 400), {"statistics": own.STATISTICS, "encoder_seed": own.ENCODER_SEED}),
-        (6, "GuidanceStepEnergy", (420, 360), {"energy": "style", "weight": own.STYLE_WEIGHT, "steps": 1,
+        (6, "GuidanceStepEnergy", (420, 420), {"energy": "style", "weight": own.STYLE_WEIGHT, "steps": 1,
                                               "start_percent": 0.0, "end_percent": own.STYLE_END}),
-        (7, "GuidanceStepEnergy", (420, 720), {"energy": own.COLOUR_ENERGY, "weight": own.COLOUR_WEIGHT, "steps": 1,
-                                              "start_percent": 0.0, "end_percent": own.COLOUR_END}),
-        (9, "Note", (40, 720), {"text": "The same reference feeds the patch target and both guidance terms: style "
-                                         "(feature means and stds of the random encoder) over the first "
-                                         f"{own.STYLE_END:.0%} of the walk, palette (the whole distribution of "
-                                         f"pixel colours) over the first {own.COLOUR_END:.0%}. The patches alone "
-                                         "drift in colour and texture statistics (marble a shade dark); the terms "
-                                         "hold the picture to the reference's while the layout is set and leave the "
-                                         f"detail to the patches. The {own.WALK} walk ({own.STEPS} levels, s_noise "
-                                         f"{own.S_NOISE:g}) keeps more of the reference's fine detail: more novel."}),
-        (3, "WalkSampler", (800, 60), sampler(walk=own.WALK, steps=own.STEPS, s_noise=own.S_NOISE, seed=5)),
+        (9, "Note", (40, 720), {"text": "The same reference feeds the patch target and the style term: the patch "
+                                         "target holds the picture to the reference's colours (its palette "
+                                         "setting), the term to its texture statistics (feature means and stds of "
+                                         f"the random encoder) over the first {own.STYLE_END:.0%} of the walk, "
+                                         "while the layout is set; the fine detail is left to the patches."}),
+        (3, "WalkSampler", (800, 60), patch_sampler(seed=5)),
         (4, "SaveImage", (1180, 60), {"filename_prefix": "faithful_patches"}),
-    ], [(1, 0, 2, "images"), (1, 0, 5, "images"), (5, 0, 6, "style"), (6, 0, 7, "guidance"), (1, 0, 7, "image"),
-        (7, 0, 3, "guidance"), (2, 0, 3, "target"), (3, 0, 4, "images")]),
+    ], [(1, 0, 2, "images"), (1, 0, 5, "images"), (5, 0, 6, "style"), (6, 0, 3, "guidance"), (2, 0, 3, "target"),
+        (3, 0, 4, "images")]),
     "train_then_walk": lambda: workflow("Random walk: train your own small model, then walk it", [
         (1, "TrainWalkModel", (40, 80), {"model_name": "painting_walk", "references": "painting", "minutes": 10.0}),
         (5, "Note", (40, 440), {"text": "Trains a small U-Net denoiser (about 1.7 M parameters) on the procedural "

@@ -176,38 +176,43 @@ def test_patch_benchmark_calibrates_the_criteria_with_fresh_pictures(monkeypatch
     assert f"and {fresh_all} of 4 fresh pictures" in text
 
 
-def test_patch_benchmark_tradeoff_rows_name_their_patch_sizes_balance_and_noise_scale(monkeypatch):
-    """bench/patch.py: the trade-off table states each row's balance and walk noise scale (the defaults, unless the
-    row sets them), a row with balance off or plain s_noise 1 measures another picture than the default's, and the
-    walks take the patch target's noise scale."""
+def test_patch_benchmark_tradeoff_rows_name_their_target_settings_and_walk(monkeypatch):
+    """bench/patch.py: the trade-off table states each row's balance, palette hold and walk (the defaults, unless
+    the row sets them), a row with balance off, the hold off or another walk measures another picture than the
+    default's, and the walks are the patch target's own."""
     from pathlib import Path
 
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "bench"))
     import patch as patch_bench
 
-    from rwalk.walk_core.targets.patch import WALK_S_NOISE, PatchSpec
+    from rwalk.walk_core.targets.patch import STEPS, WALK, WALK_S_NOISE, PatchSpec
 
-    assert patch_bench.walk_request(3).options == {"s_noise": WALK_S_NOISE}
-    assert patch_bench.walk_request(3, 1.0).options == {"s_noise": 1.0}
+    request = patch_bench.walk_request(3)
+    assert (request.walk, request.steps, request.options) == (WALK, STEPS, {"s_noise": WALK_S_NOISE})
+    assert patch_bench.walk_request(3, 1.0, "euler", 4).options == {"s_noise": 1.0}
     monkeypatch.setattr(patch_bench, "REFERENCES", ("stained_glass",))
-    rows = patch_bench.tradeoff_rows(range(1), 32, [{}, {"balance": 0.0}, {"s_noise": 1.0}, {"fine_patch_size": 7}])
+    old = {"walk": "euler_ancestral", "steps": 6, "s_noise": 1.0}
+    rows = patch_bench.tradeoff_rows(range(1), 32, [{}, {"balance": 0.0}, old, {"palette": 0.0}])
     assert [r["balance"] for r in rows] == [PatchSpec.balance, 0.0, PatchSpec.balance, PatchSpec.balance]
-    assert [r["s_noise"] for r in rows] == [WALK_S_NOISE, WALK_S_NOISE, 1.0, WALK_S_NOISE]
-    assert [r["fine_patch_size"] for r in rows] == [PatchSpec.fine_patch_size] * 3 + [7]
+    assert [(r["walk"], r["steps"], r["s_noise"]) for r in rows] == [(WALK, STEPS, WALK_S_NOISE)] * 2 + [
+        ("euler_ancestral", 6, 1.0), (WALK, STEPS, WALK_S_NOISE)]
+    assert [r["palette"] for r in rows] == [PatchSpec.palette] * 3 + [0.0]
+    assert all(0 <= r["all_pass"] <= r["n"] == 1 for r in rows)
     assert rows[0]["colour_swd"] != rows[1]["colour_swd"]
     assert rows[0]["novelty"] != rows[2]["novelty"]
-    assert rows[0]["novelty"] != rows[3]["novelty"]
+    assert rows[0]["colour_swd"] != rows[3]["colour_swd"]
     text = patch_bench.render([], [], [], "cmd", 32, rows)
-    assert "| patch_size | fine_patch_size | level_sigma | balance | s_noise |" in text
+    assert "| patch_size | fine_patch_size | level_sigma | balance | palette | palette_sigma | walk · steps |" in text
     ps, fine, ls = PatchSpec.patch_size, PatchSpec.fine_patch_size, PatchSpec.level_sigma
-    assert f"| {ps} | {fine} | {ls:g} | 0 | {WALK_S_NOISE:g} |" in text
-    assert f"| {ps} | {fine} | {ls:g} | {PatchSpec.balance:g} | 1 |" in text
-    assert f"| {ps} | 7 | {ls:g} | {PatchSpec.balance:g} | {WALK_S_NOISE:g} |" in text
+    hold = f"{PatchSpec.palette:g} | {PatchSpec.palette_sigma:g}"
+    assert f"| {ps} | {fine} | {ls:g} | 0 | {hold} | {WALK} · {STEPS} | {WALK_S_NOISE:g} |" in text
+    assert f"| {ps} | {fine} | {ls:g} | {PatchSpec.balance:g} | {hold} | euler_ancestral · 6 | 1 |" in text
+    assert f"| {PatchSpec.balance:g} | 0 | {PatchSpec.palette_sigma:g} | {WALK} · {STEPS} |" in text
 
 
 def test_patch_benchmark_reports_the_walks_guided_by_their_own_statistics(monkeypatch):
     """bench/patch.py: the guided criteria rows walk the same references with walk_core.guidance.own_statistics
-    (another picture than the unguided walk's), the settings rows name their weights, ends and noise scale, and
+    (another picture than the unguided walk's), the settings rows name their weights, ends and walk, and
     both render as tables after the unguided one."""
     from pathlib import Path
 
@@ -215,21 +220,21 @@ def test_patch_benchmark_reports_the_walks_guided_by_their_own_statistics(monkey
     import patch as patch_bench
 
     from rwalk.walk_core.guidance import own_statistics as own
+    from rwalk.walk_core.targets.patch import STEPS, WALK, WALK_S_NOISE
 
     monkeypatch.setattr(patch_bench, "REFERENCES", ("marble",))
     plain = patch_bench.criteria_rows(range(1), 32, fresh_seeds=(20,))
     guided = patch_bench.criteria_rows(range(1), 32, fresh_seeds=(), guided={})
     assert [r["reference"] for r in guided] == ["marble"] and guided[0]["n"] == 1
-    assert "n_fresh" not in guided[0] and guided[0]["colour_swd"] != plain[0]["colour_swd"]
+    assert "n_fresh" not in guided[0] and guided[0]["gram"] != plain[0]["gram"]
     assert guided[0]["novelty_halves"] == plain[0]["novelty_halves"]  # the same reference
-    other = {"colour_weight": 0.0, "s_noise": 1.0, "walk": "euler_ancestral", "steps": 4}
+    other = {"style_weight": 0.5, "s_noise": 1.0, "walk": "euler_ancestral", "steps": 4}
     settings = patch_bench.guided_setting_rows(range(1), 32, [{}, other])
-    assert [(r["colour_weight"], r["walk"], r["steps"], r["s_noise"]) for r in settings] == [
-        (own.COLOUR_WEIGHT, own.WALK, own.STEPS, own.S_NOISE), (0.0, "euler_ancestral", 4, 1.0)]
+    assert [(r["style_weight"], r["walk"], r["steps"], r["s_noise"]) for r in settings] == [
+        (own.STYLE_WEIGHT, WALK, STEPS, WALK_S_NOISE), (0.5, "euler_ancestral", 4, 1.0)]
     assert settings[0]["gram"] != settings[1]["gram"] and all(r["n"] == 1 for r in settings)
     text = patch_bench.render([], plain, [], "cmd", 32, (), guided, settings)
-    assert text.count("| marble |") == 2 and "### The same walks with their own statistics as guidance" in text
+    assert text.count("| marble |") == 2 and "### The same walks with their own texture statistics as guidance" in text
     assert f"encoder seed {own.ENCODER_SEED}" in text and f"(without guidance: {plain[0]['all_pass']})" in text
-    style = f"{own.STYLE_WEIGHT:g} · {own.STYLE_END:.0%}"
-    assert f"| {style} | 0 · {own.COLOUR_END:.0%} | euler_ancestral · 4 | 1 |" in text
-    assert f"| {own.COLOUR_WEIGHT:g} · {own.COLOUR_END:.0%} | {own.WALK} · {own.STEPS} | {own.S_NOISE:g} |" in text
+    assert f"| 0.5 · {own.STYLE_END:.0%} | euler_ancestral · 4 | 1 |" in text
+    assert f"| {own.STYLE_WEIGHT:g} · {own.STYLE_END:.0%} | {WALK} · {STEPS} | {WALK_S_NOISE:g} |" in text

@@ -200,7 +200,12 @@ class PaletteEnergy(ImageEnergy):
 
     @classmethod
     def prepare(cls, term, shape):
-        pixels = term.reference.float().transpose(0, 1).flatten(1)  # [C, N*H*W]
+        return cls.of(term.reference, shape)
+
+    @classmethod
+    def of(cls, references: torch.Tensor, shape: Tuple[int, ...]) -> "PaletteEnergy":
+        """The energy against the pooled pixel colours of ``references`` [N, C, H, W], for items of ``shape``."""
+        pixels = references.float().transpose(0, 1).flatten(1)  # [C, N*H*W]
         g = torch.Generator().manual_seed(PALETTE_SEED)
         c = pixels.shape[0]
         directions = torch.cat([torch.linalg.qr(torch.randn(c, c, generator=g))[0] for _ in range(PALETTE_FRAMES)],
@@ -260,6 +265,26 @@ class StyleEnergy(ImageEnergy):
         return replace(self, code=self.code.to(like.device, like.dtype))
 
 
+def descend(energy: ImageEnergy, denoised: torch.Tensor, weight: float, steps: int = 1) -> torch.Tensor:
+    """``steps`` steps of x0 <- x0 - weight * n * grad E(x0) from ``denoised`` [B, C, H, W] (n: values per item; a
+    step's RMS per item capped at weight * ``energy.max_step`` where it has one). ``energy`` must already be on
+    ``denoised``'s device and dtype, its tensors made outside inference mode. Works under no_grad and inference
+    mode (walks run under them; ComfyUI under inference mode)."""
+    n = denoised[0].numel()  # values per item: turns the mean-reduced gradient into a Newton step
+    with torch.inference_mode(False), torch.enable_grad():  # the gradient needs normal tensors
+        x0 = denoised.detach().clone()  # [B, C, H, W]
+        for _ in range(steps):
+            x0.requires_grad_(True)
+            (grad,) = torch.autograd.grad(energy(x0).sum(), x0)  # sum: item i's gradient is its own
+            step = (weight * n) * grad
+            if energy.max_step is not None:  # trust region: RMS of each item's step <= weight * max_step
+                rms = step.flatten(1).square().mean(1).sqrt()  # [B]
+                shrink = (weight * energy.max_step / rms.clamp_min(1e-12)).clamp(max=1.0)
+                step = step * shrink.view(-1, *(1,) * (step.ndim - 1))
+            x0 = (x0 - step).detach()
+    return x0
+
+
 class _PerWalk:
     """Per-walk state: the energy prepared at the walk's shape, moved once per device and dtype."""
 
@@ -317,21 +342,9 @@ class EnergyTerm(GuidanceTerm):
         target = getattr(ctx, "target", None)
         if target is not None and target.space == "latent":
             return self._latent_steps(target.decoder, denoised, state)
-        n = denoised[0].numel()  # values per item: turns the mean-reduced gradient into a Newton step
-        # walks run under no_grad (ComfyUI: inference mode); the gradient needs normal tensors
-        with torch.inference_mode(False), torch.enable_grad():
+        with torch.inference_mode(False):  # the moved energy's tensors must be normal ones (descend's gradient)
             energy = state.on(denoised)
-            x0 = denoised.detach().clone()  # [B, C, H, W]
-            for _ in range(self.steps):
-                x0.requires_grad_(True)
-                (grad,) = torch.autograd.grad(energy(x0).sum(), x0)  # sum: item i's gradient is its own
-                step = (self.weight * n) * grad
-                if energy.max_step is not None:  # trust region: RMS of each item's step <= weight * max_step
-                    rms = step.flatten(1).square().mean(1).sqrt()  # [B]
-                    shrink = (self.weight * energy.max_step / rms.clamp_min(1e-12)).clamp(max=1.0)
-                    step = step * shrink.view(-1, *(1,) * (step.ndim - 1))
-                x0 = (x0 - step).detach()
-        return x0
+        return descend(energy, denoised, self.weight, self.steps)
 
     def _latent_steps(self, decoder, denoised: torch.Tensor, state: _PerWalk) -> torch.Tensor:
         """On a latent target: the energy is measured on ``decoder(z)`` and each of the ``steps`` steps moves the

@@ -16,6 +16,7 @@ from typing import Dict, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
+from ...guidance.energy import MAX_WEIGHT, PaletteEnergy, descend
 from ..base import WalkTarget
 from .bank import build_bank, reference_blocks
 from .content import ContentGuide, content_guide
@@ -28,10 +29,18 @@ SIGMA_MIN, SIGMA_MAX = 0.002, 80.0  # EDM's range for [-1, 1] pixels (a dense hi
 COARSEST = 16  # the coarsest pyramid level keeps at least this many pixels on its shorter side
 FINE_LEVELS = 3  # the finest levels (0, 1, 2; never the coarsest) match fine_patch_size patches, the others patch_size
 MAX_REFERENCE_PIXELS = 512 * 512  # the bank bound: bigger references are scaled down to this many pixels
-# The walks' noise scale (EDM's S_noise) the examples, the control nodes (WalkTarget.walk_s_noise) and bench/patch.py
-# walk this target with: its pictures keep less fine detail than the references, and slightly more fresh noise per
-# step offsets part of that (more novel, closer texture statistics; measured in bench/patch.py's trade-off table).
-WALK_S_NOISE = 1.15
+# The walk this target is measured and shipped with (bench/patch.py, the example workflows): annealed Langevin
+# dynamics over 15 noise levels (16 evaluations), each fresh noise draw scaled by WALK_S_NOISE (EDM's S_noise; also
+# what the control nodes use, WalkTarget.walk_s_noise). The patch posterior keeps less fine detail than the
+# references; more fresh noise per step gives some of it back, and its pictures measure more novel than those of
+# 30 euler_ancestral steps at 1.15 -- with the palette hold below keeping the colours, which that noise alone lets
+# drift (bench/patch.py's trade-off table).
+WALK, STEPS, WALK_S_NOISE = "langevin", 15, 1.5
+# The palette hold: one step of the references' palette energy (walk_core.guidance.energy, sliced Wasserstein of
+# the pixel colours) on every estimate at sigma >= PALETTE_SIGMA -- the first 70 % of an EDM-range walk, in log
+# sigma -- so the picture keeps the references' colours (the local posterior alone drifts: marble a shade off,
+# foliage short of its dark gaps) while the fine detail is left to the patches (bench/patch.py).
+PALETTE, PALETTE_SIGMA = 1.0, 0.05
 
 
 @dataclass(frozen=True)
@@ -52,6 +61,8 @@ class PatchSpec:
     max_reference_pixels: int = MAX_REFERENCE_PIXELS
     content: Optional[torch.Tensor] = field(default=None, compare=False)  # [1, 3, H, W] in [-1, 1]
     content_weight: float = 0.0  # how strongly patch choices follow the content's luminance structure
+    palette: float = PALETTE  # weight of the palette hold's step (0 = off; 1 = the whole way along each direction)
+    palette_sigma: float = PALETTE_SIGMA  # the hold acts on estimates at sigma >= this
     name: str = "reference"
 
 
@@ -86,6 +97,10 @@ def _check(spec: PatchSpec) -> None:
             raise ValueError(f"{who}: content {tuple(c.shape)}; expected one finite RGB picture [1, 3, H, W]")
     if spec.content_weight < 0:
         raise ValueError(f"{who}: content_weight={spec.content_weight}; expected >= 0")
+    if not 0 <= spec.palette <= MAX_WEIGHT:
+        raise ValueError(f"{who}: palette={spec.palette}; expected 0..{MAX_WEIGHT:g} (0 = off)")
+    if not (math.isfinite(spec.palette_sigma) and spec.palette_sigma >= 0):
+        raise ValueError(f"{who}: palette_sigma={spec.palette_sigma}; expected a finite sigma >= 0")
 
 
 def level_patch_size(spec: PatchSpec, level: int, depth: int) -> int:
@@ -137,6 +152,30 @@ class _Banks:
         return self.by_depth[depth]
 
 
+class _PaletteHold:
+    """The palette hold of a target of ``shape``: one step of weight ``spec.palette`` of the palette energy against
+    the (bounded) references on each item's estimate at sigma >= ``spec.palette_sigma``; item by item."""
+
+    def __init__(self, spec: PatchSpec, references: torch.Tensor, shape: Tuple[int, ...]):
+        self.weight, self.sigma = spec.palette, spec.palette_sigma
+        self.energy = PaletteEnergy.of(references, shape) if spec.palette > 0 else None
+        self.moved: Dict[tuple, PaletteEnergy] = {}
+
+    def __call__(self, denoised: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        if self.energy is None:
+            return denoised
+        held = sigma.reshape(-1).to(denoised.device) >= self.sigma  # [B]
+        if not bool(held.any()):
+            return denoised
+        key = (denoised.device, denoised.dtype)
+        if key not in self.moved:
+            with torch.inference_mode(False):  # descend's gradient needs normal tensors
+                self.moved[key] = self.energy.to(denoised)
+        out = denoised.clone()
+        out[held] = descend(self.moved[key], denoised[held], self.weight).to(out.dtype)
+        return out
+
+
 def patch_target(spec: PatchSpec, width: int, height: int, _banks: Optional[_Banks] = None) -> WalkTarget:
     """A WALK_TARGET over [3, height, width] pixels sampling pictures made of the references' patches."""
     _check(spec)
@@ -157,15 +196,17 @@ def patch_target(spec: PatchSpec, width: int, height: int, _banks: Optional[_Ban
     info = {"references": int(spec.images.shape[0]), "reference_size": (int(ref_w), int(ref_h)),
             "reference_scale": banks.scale, "levels": depth + 1, "bank_sizes": [b.size for b in bank_list],
             "patch_sizes": [b.p for b in bank_list],
-            "tileable": spec.tileable, "content": spec.content is not None}
+            "tileable": spec.tileable, "content": spec.content is not None,
+            "palette": spec.palette, "palette_sigma": spec.palette_sigma}
     name = f"patches of {spec.name}" + (" (tileable)" if spec.tileable else "") + (
         ", content-guided" if guide is not None else "")
     on_device = {torch.device("cpu"): levels}
+    hold = _PaletteHold(spec, banks.references, (3, height, width))
 
     def denoiser(x, sigma, **extra):
         if x.device not in on_device:  # banks are built on the CPU; copied once per device
             on_device[x.device] = levels.to(x.device)
-        return denoise(on_device[x.device], x, sigma)
+        return hold(denoise(on_device[x.device], x, sigma), sigma)
 
     return WalkTarget(
         name=name, denoiser=denoiser, space="pixels",
