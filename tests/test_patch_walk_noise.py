@@ -30,10 +30,10 @@ def test_more_walk_noise_gives_the_patch_target_back_fine_detail():
         x = run_walk(target, WalkRequest(walk=WALK, steps=STEPS, seed=0, batch_size=4, options={"s_noise": s_noise})).x
         assert torch.isfinite(x).all()
         kept[s_noise] = float((detail(x) / detail(ref[None])).mean())
-    # measured: 0.80 of the reference's detail at s_noise 1, 1.10 at 1.5 (same seeds, so the same noise draws; with
-    # 20 euler_ancestral steps 0.27 at 1 and 0.42 at 1.15)
-    assert kept[1.0] < 0.9, f"the patch target's pictures are expected to lose fine detail: {kept}"
-    assert kept[WALK_S_NOISE] > 1.2 * kept[1.0] and 0.85 < kept[WALK_S_NOISE] < 1.4, kept
+    # measured: 0.96 of the reference's detail at s_noise 1, 1.33 at 1.5 (same seeds, so the same noise draws; at
+    # level_sigma 0.6, 0.80 and 1.10; with 20 euler_ancestral steps 0.27 at 1 and 0.42 at 1.15)
+    assert kept[1.0] < 1.0, f"the patch target's pictures are expected to lose fine detail: {kept}"
+    assert kept[WALK_S_NOISE] > 1.2 * kept[1.0] and kept[WALK_S_NOISE] < 1.6, kept  # more, not a noise picture
 
 
 def test_shipped_workflows_walk_patch_targets_with_its_walk():

@@ -51,7 +51,7 @@ class PatchSpec:
     weights: Optional[Tuple[float, ...]] = None  # per reference (None: equal)
     patch_size: int = 7  # pixels per side at the coarse pyramid levels (FINE_LEVELS and up, and the coarsest; odd)
     fine_patch_size: int = 5  # at the FINE_LEVELS finest levels but the coarsest (odd; = patch_size: one size)
-    level_sigma: float = 0.6  # a pyramid level is used while its own noise std is at most this (bench/patch.py)
+    level_sigma: float = 1.0  # a pyramid level is used while its own noise std is at most this (bench/patch.py)
     sharpness: float = 1.0  # multiplies the patch log-likelihood
     candidates: int = 8  # best matches handed from each level to the next finer one
     dense_max: int = 4096  # levels with at most this many patches get a dense posterior
@@ -154,7 +154,8 @@ class _Banks:
 
 class _PaletteHold:
     """The palette hold of a target of ``shape``: one step of weight ``spec.palette`` of the palette energy against
-    the (bounded) references on each item's estimate at sigma >= ``spec.palette_sigma``; item by item."""
+    the (bounded) references on each item's estimate at sigma >= ``spec.palette_sigma``, item by item (so an item's
+    walk is bit-identical in any batch)."""
 
     def __init__(self, spec: PatchSpec, references: torch.Tensor, shape: Tuple[int, ...]):
         self.weight, self.sigma = spec.palette, spec.palette_sigma
@@ -172,7 +173,8 @@ class _PaletteHold:
             with torch.inference_mode(False):  # descend's gradient needs normal tensors
                 self.moved[key] = self.energy.to(denoised)
         out = denoised.clone()
-        out[held] = descend(self.moved[key], denoised[held], self.weight).to(out.dtype)
+        for i in held.nonzero().flatten().tolist():  # one at a time: a batched step is not bit-identical per item
+            out[i:i + 1] = descend(self.moved[key], denoised[i:i + 1], self.weight).to(out.dtype)
         return out
 
 
