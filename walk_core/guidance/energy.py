@@ -285,8 +285,9 @@ def descend(energy: ImageEnergy, denoised: torch.Tensor, weight: float, steps: i
     return x0
 
 
-class _PerWalk:
-    """Per-walk state: the energy prepared at the walk's shape, moved once per device and dtype."""
+class MovedEnergy:
+    """An energy prepared at a walk's shape, moved once per device and dtype (EnergyTerm's per-walk state, the patch
+    target's palette hold). The copies are made outside inference mode: ``descend``'s gradient needs normal tensors."""
 
     def __init__(self, energy: ImageEnergy):
         self.energy = energy
@@ -295,7 +296,8 @@ class _PerWalk:
     def on(self, like: torch.Tensor) -> ImageEnergy:
         key = (like.device, like.dtype)
         if key not in self.moved:
-            self.moved[key] = self.energy.to(like)
+            with torch.inference_mode(False):
+                self.moved[key] = self.energy.to(like)
         return self.moved[key]
 
 
@@ -334,19 +336,17 @@ class EnergyTerm(GuidanceTerm):
     def check(self, target) -> None:
         ENERGIES[self.energy].check(self, target)
 
-    def start(self, target) -> _PerWalk:
+    def start(self, target) -> MovedEnergy:
         _, shape = measured(f"GuidanceStep ({self.kind})", target)
-        return _PerWalk(ENERGIES[self.energy].prepare(self, shape))
+        return MovedEnergy(ENERGIES[self.energy].prepare(self, shape))
 
-    def apply(self, ctx: GuidanceContext, denoised: torch.Tensor, state: _PerWalk) -> torch.Tensor:
+    def apply(self, ctx: GuidanceContext, denoised: torch.Tensor, state: MovedEnergy) -> torch.Tensor:
         target = getattr(ctx, "target", None)
         if target is not None and target.space == "latent":
             return self._latent_steps(target.decoder, denoised, state)
-        with torch.inference_mode(False):  # the moved energy's tensors must be normal ones (descend's gradient)
-            energy = state.on(denoised)
-        return descend(energy, denoised, self.weight, self.steps)
+        return descend(state.on(denoised), denoised, self.weight, self.steps)
 
-    def _latent_steps(self, decoder, denoised: torch.Tensor, state: _PerWalk) -> torch.Tensor:
+    def _latent_steps(self, decoder, denoised: torch.Tensor, state: MovedEnergy) -> torch.Tensor:
         """On a latent target: the energy is measured on ``decoder(z)`` and each of the ``steps`` steps moves the
         latent estimate along its gradient by an RMS of ``weight * LATENT_STEP`` per item (normalised: through a
         decoder the pixel-space Newton fraction has no exact latent counterpart)."""

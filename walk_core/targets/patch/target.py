@@ -16,7 +16,7 @@ from typing import Dict, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
-from ...guidance.energy import MAX_WEIGHT, PaletteEnergy, descend
+from ...guidance.energy import MAX_WEIGHT, MovedEnergy, PaletteEnergy, descend
 from ..base import WalkTarget
 from .bank import build_bank, reference_blocks
 from .content import ContentGuide, content_guide
@@ -159,8 +159,7 @@ class _PaletteHold:
 
     def __init__(self, spec: PatchSpec, references: torch.Tensor, shape: Tuple[int, ...]):
         self.weight, self.sigma = spec.palette, spec.palette_sigma
-        self.energy = PaletteEnergy.of(references, shape) if spec.palette > 0 else None
-        self.moved: Dict[tuple, PaletteEnergy] = {}
+        self.energy = MovedEnergy(PaletteEnergy.of(references, shape)) if spec.palette > 0 else None
 
     def __call__(self, denoised: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         if self.energy is None:
@@ -168,13 +167,10 @@ class _PaletteHold:
         held = sigma.reshape(-1).to(denoised.device) >= self.sigma  # [B]
         if not bool(held.any()):
             return denoised
-        key = (denoised.device, denoised.dtype)
-        if key not in self.moved:
-            with torch.inference_mode(False):  # descend's gradient needs normal tensors
-                self.moved[key] = self.energy.to(denoised)
+        energy = self.energy.on(denoised)
         out = denoised.clone()
         for i in held.nonzero().flatten().tolist():  # one at a time: a batched step is not bit-identical per item
-            out[i:i + 1] = descend(self.moved[key], denoised[i:i + 1], self.weight).to(out.dtype)
+            out[i:i + 1] = descend(energy, denoised[i:i + 1], self.weight).to(out.dtype)
         return out
 
 
