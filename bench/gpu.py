@@ -1,7 +1,12 @@
 """The GPU figures (issue 6 §4 and the weight-free targets): walk overhead at 4x16x128x128 on CUDA against a
-bare Euler loop, and the patch target's walk time, written as JSON and markdown to --out.
+bare Euler loop (the pack's walks and, when installed, k-diffusion's samplers side by side), and the patch
+target's walk time, written as JSON and markdown to --out.
 
-    python bench/gpu.py --out DIR      # on a machine with a CUDA GPU; a few minutes
+    python bench/gpu.py --out DIR                      # on a machine with a CUDA GPU; a few minutes
+    WALK_NOISE_PREFETCH=0 python bench/gpu.py --out DIR --tag off --no-patch --no-peers   # noise prefetch off
+
+The noise settings (prefetch, background threads) are read once per process, so each setting is its own run;
+``--tag`` names the files (gpu_TAG.json / gpu_TAG.md). ``--device cpu --shape 1,3,16,16`` is a quick smoke run.
 """
 from __future__ import annotations
 
@@ -14,59 +19,124 @@ from pathlib import Path
 
 from run import register_pack  # bench/run.py: the pack as ``rwalk`` (this folder is on sys.path as a script's)
 
+log = logging.getLogger("bench.gpu")
+
+
+def _shape(text: str) -> tuple:
+    try:
+        shape = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        shape = ()
+    if len(shape) != 4 or min(shape) < 1:
+        raise argparse.ArgumentTypeError(f"--shape {text!r}: expected four positive integers B,C,H,W")
+    return shape
+
+
+def _overhead(shape: tuple, device: str, peers: bool) -> dict:
+    from rwalk.bench.overhead import OverheadConfig, measure_overhead
+    from rwalk.bench.peers import load_peers
+    from rwalk.bench.samplers import pack_samplers
+    from rwalk.walk_core.noise import noise_threads, prefetch_default
+
+    samplers = list(pack_samplers().values())
+    unavailable = {}
+    if peers:
+        found = load_peers(["kd"])
+        samplers += list(found.samplers.values())
+        unavailable = found.unavailable
+    over = measure_overhead(OverheadConfig(shape=shape, device=device, repeats=5), samplers)
+    return {"shape": list(shape), "prefetch": prefetch_default(), "noise_threads": noise_threads(),
+            "bare_ms_per_nfe": over.bare_ms_per_nfe, "bare_blocks_ms": list(over.bare_blocks_ms),
+            "peers_unavailable": unavailable,
+            "walks": [{"walk": w.walk, "group": w.group, "stochastic": w.stochastic, "nfe": w.nfe,
+                       "ms_per_nfe": w.ms_per_nfe, "ratio": w.ratio, "repeats": w.repeats} for w in over.walks],
+            "costs_cpu": [{"key": c.key, "what": c.what, "ms": c.ms} for c in over.costs]}
+
+
+def _patch(device: str, sizes: tuple) -> list:
+    import torch
+
+    from rwalk.walk_core.references import reference_image
+    from rwalk.walk_core.sample import WalkRequest, run_walk
+    from rwalk.walk_core.targets.patch import STEPS, WALK, WALK_S_NOISE, PatchSpec, patch_target
+
+    def sync():
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    ref = reference_image("painting", 256, 256, 0) * 2 - 1
+    request = WalkRequest(walk=WALK, steps=STEPS, seed=5, options={"s_noise": WALK_S_NOISE})  # the target's walk
+    rows = []
+    for size in sizes:
+        target = patch_target(PatchSpec(ref[None]), size, size)
+        times, outs = [], []
+        for _ in range(3):
+            sync()
+            start = time.perf_counter()
+            x = run_walk(target, request, device=device).x
+            sync()
+            times.append(time.perf_counter() - start)
+            outs.append(x.cpu())
+        cpu_x = run_walk(target, request).x if size <= 256 else None
+        identical = all(torch.equal(outs[0], o) for o in outs)
+        rows.append({"size": size, "seconds": sorted(times)[1], "identical_runs": identical,
+                     "max_diff_vs_cpu": None if cpu_x is None else float((cpu_x - outs[0]).abs().max())})
+        log.info("patch %s", rows[-1])
+    return rows
+
+
+def markdown(result: dict) -> str:
+    """The run as markdown: the overhead table (stochastic walks marked), the CPU-side costs, the patch table."""
+    from rwalk.walk_core.targets.patch import STEPS, WALK
+
+    over = result["overhead"]
+    shape = "×".join(str(d) for d in over["shape"])
+    lines = [f"Device: {result['device_name']}, torch {result['torch']}. Noise prefetch "
+             f"{'on' if over['prefetch'] else 'off'}, {over['noise_threads']} background thread(s). Bare Euler loop at "
+             f"{shape}: {over['bare_ms_per_nfe']:.3f} ms per evaluation (first / last bare block "
+             f"{over['bare_blocks_ms'][0]:.3f} / {over['bare_blocks_ms'][1]:.3f}).", "",
+             "| sampler | group | stochastic | NFE | ms / NFE | × bare loop |", "|---|---|---|---|---|---|"]
+    lines += [f"| {w['walk']} | {w['group']} | {'yes' if w['stochastic'] else ''} | {w['nfe']} | "
+              f"{w['ms_per_nfe']:.3f} | {w['ratio']:.2f} |" for w in over["walks"]]
+    lines += ["", "| piece (on this machine's CPU, whole batch) | ms |", "|---|---|"]
+    lines += [f"| {c['what']} | {c['ms']:.3f} |" for c in over["costs_cpu"]]
+    if result.get("patch"):
+        lines += ["", f"| patch target output | seconds ({WALK}, {STEPS} levels) | runs identical | max diff vs CPU |",
+                  "|---|---|---|---|"]
+        lines += [f"| {p['size']}×{p['size']} | {p['seconds']:.2f} | {'yes' if p['identical_runs'] else 'NO'} | "
+                  f"{'not run' if p['max_diff_vs_cpu'] is None else format(p['max_diff_vs_cpu'], '.3g')} |"
+                  for p in result["patch"]]
+    return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True, help="folder for gpu_TAG.json and gpu_TAG.md")
+    parser.add_argument("--tag", default="main", help="names this run's files (default: main)")
+    parser.add_argument("--device", default="cuda", help="torch device of the walk state (default: cuda)")
+    parser.add_argument("--shape", type=_shape, default=(4, 16, 128, 128), help="B,C,H,W of the overhead walks")
+    parser.add_argument("--no-peers", action="store_true", help="only the pack's walks (no k-diffusion)")
+    parser.add_argument("--no-patch", action="store_true", help="skip the patch target's timing")
+    parser.add_argument("--patch-sizes", default="128,256,512", help="output sizes of the patch target timing")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     register_pack()
     import torch
 
-    from rwalk.bench.overhead import OverheadConfig, measure_overhead
-    from rwalk.walk_core.references import reference_image
-    from rwalk.walk_core.sample import WalkRequest, run_walk
-    from rwalk.walk_core.targets.patch import STEPS, WALK, WALK_S_NOISE, PatchSpec, patch_target
-
-    if not torch.cuda.is_available():
-        parser.error("no CUDA device")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error(f"--device {args.device}: no CUDA device on this machine")
     args.out.mkdir(parents=True, exist_ok=True)
-    name = torch.cuda.get_device_name(0)
-    result = {"gpu": name, "torch": torch.__version__}
-    over = measure_overhead(OverheadConfig(shape=(4, 16, 128, 128), device="cuda", repeats=5))
-    result["bare_ms_per_nfe"] = over.bare_ms_per_nfe
-    result["walks"] = [{"walk": w.walk, "nfe": w.nfe, "ms_per_nfe": w.ms_per_nfe, "ratio": w.ratio}
-                       for w in over.walks]
-    ref = reference_image("painting", 256, 256, 0) * 2 - 1
-    patch = []
-    request = WalkRequest(walk=WALK, steps=STEPS, seed=5, options={"s_noise": WALK_S_NOISE})  # the target's walk
-    for size in (128, 256, 512):
-        target = patch_target(PatchSpec(ref[None]), size, size)
-        times, outs = [], []
-        for _ in range(3):
-            torch.cuda.synchronize()
-            start = time.perf_counter()
-            x = run_walk(target, request, device="cuda").x
-            torch.cuda.synchronize()
-            times.append(time.perf_counter() - start)
-            outs.append(x.cpu())
-        cpu_x = run_walk(target, request).x if size <= 256 else None
-        patch.append({"size": size, "seconds": sorted(times)[1], "identical_runs": all(torch.equal(outs[0], o) for o in outs),
-                      "max_diff_vs_cpu": None if cpu_x is None else float((cpu_x - outs[0]).abs().max())})
-        logging.info("patch %s", patch[-1])
-    result["patch"] = patch
-    (args.out / "gpu.json").write_text(json.dumps(result, indent=1))
-    lines = [f"GPU: {name}, torch {torch.__version__}. Bare Euler loop at 4×16×128×128: "
-             f"{over.bare_ms_per_nfe:.3f} ms per evaluation.", "", "| walk | NFE | ms / NFE | × bare loop |",
-             "|---|---|---|---|"]
-    lines += [f"| {w['walk']} | {w['nfe']} | {w['ms_per_nfe']:.3f} | {w['ratio']:.2f} |" for w in result["walks"]]
-    lines += ["", f"| patch target output | seconds ({WALK}, {STEPS} levels) | runs identical | max diff vs CPU |",
-              "|---|---|---|---|"]
-    lines += [f"| {p['size']}×{p['size']} | {p['seconds']:.2f} | {p['identical_runs']} | {p['max_diff_vs_cpu']} |"
-              for p in patch]
-    (args.out / "gpu.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    name = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "CPU"
+    started = time.perf_counter()
+    result = {"device_name": name, "torch": torch.__version__, "tag": args.tag,
+              "overhead": _overhead(args.shape, args.device, not args.no_peers)}
+    if not args.no_patch:
+        result["patch"] = _patch(args.device, tuple(int(v) for v in args.patch_sizes.split(",")))
+    result["seconds"] = time.perf_counter() - started
+    (args.out / f"gpu_{args.tag}.json").write_text(json.dumps(result, indent=1))
+    text = markdown(result)
+    (args.out / f"gpu_{args.tag}.md").write_text(text)
+    log.info("wrote %s in %.0f s\n%s", args.out / f"gpu_{args.tag}.md", result["seconds"], text)
     return 0
 
 

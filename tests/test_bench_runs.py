@@ -238,3 +238,35 @@ def test_patch_benchmark_reports_the_walks_guided_by_their_own_statistics(monkey
     assert f"encoder seed {own.ENCODER_SEED}" in text and f"(without guidance: {plain[0]['all_pass']})" in text
     assert f"| 0.5 · {own.STYLE_END:.0%} | euler_ancestral · 4 | 1 |" in text
     assert f"| {own.STYLE_WEIGHT:g} · {own.STYLE_END:.0%} | {WALK} · {STEPS} | {WALK_S_NOISE:g} |" in text
+
+
+def test_gpu_benchmark_smoke_run_writes_every_walk_and_the_patch_timing(monkeypatch, tmp_path):
+    """bench/gpu.py on the CPU at a tiny shape (the device run is the same code): a row per pack walk, the noise
+    settings it ran with, the CPU-side costs, and the patch timing (bit-identical runs; on the CPU, equal to the
+    CPU reference run); a malformed --shape is refused naming the value."""
+    import json
+    from pathlib import Path
+
+    import pytest
+
+    from rwalk.bench.samplers import pack_samplers
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "bench"))
+    import gpu
+
+    with pytest.raises(SystemExit):
+        gpu.main(["--out", str(tmp_path), "--shape", "1,2,x,8"])
+    monkeypatch.setenv("WALK_NOISE_PREFETCH", "0")
+    assert gpu.main(["--out", str(tmp_path), "--tag", "t", "--device", "cpu", "--shape", "1,1,8,8", "--no-peers",
+                     "--patch-sizes", "32"]) == 0
+    result = json.loads((tmp_path / "gpu_t.json").read_text())
+    over = result["overhead"]
+    assert over["prefetch"] is False and over["shape"] == [1, 1, 8, 8]
+    assert [w["walk"] for w in over["walks"]] == list(pack_samplers())
+    assert all(w["ratio"] > 0 and w["group"] == "pack" for w in over["walks"])
+    assert {c["key"] for c in over["costs_cpu"]} >= {"item_noise", "batch_noise"}
+    (patch,) = result["patch"]
+    assert patch["size"] == 32 and patch["identical_runs"] and patch["max_diff_vs_cpu"] == 0.0
+    text = (tmp_path / "gpu_t.md").read_text()
+    assert "Noise prefetch off" in text and text.count("| pack |") == len(over["walks"])
+    assert "| 32×32 | " in text and "| yes | 0 |" in text  # bit-identical runs, 0 apart from the CPU run
