@@ -6,7 +6,9 @@ target's walk time, written as JSON and markdown to --out.
     WALK_NOISE_PREFETCH=0 python bench/gpu.py --out DIR --tag off --no-patch --no-peers   # noise prefetch off
 
 The noise settings (prefetch, background threads) are read once per process, so each setting is its own run;
-``--tag`` names the files (gpu_TAG.json / gpu_TAG.md). ``--device cpu --shape 1,3,16,16`` is a quick smoke run.
+``--tag`` names the files (gpu_TAG.json / gpu_TAG.md). ``--busy-ms 5`` times the walks around a denoiser that
+keeps the device busy about 5 ms per call (what a real network hides). ``--device cpu --shape 1,3,16,16`` is a
+quick smoke run.
 """
 from __future__ import annotations
 
@@ -32,7 +34,37 @@ def _shape(text: str) -> tuple:
     return shape
 
 
-def _overhead(shape: tuple, device: str, peers: bool) -> dict:
+def busy_denoiser(shape: tuple, device: str, ms: float):
+    """A denoiser that keeps the device busy for about ``ms`` per call (a stack of 3x3 convolutions, calibrated
+    here) and returns what the trivial one does plus a small bounded term: a stand-in for a real network, to see
+    which of a walk's costs that network's time hides (the noise, drawn on the CPU while the device computes)."""
+    import torch
+
+    from rwalk.bench.overhead import _seconds
+
+    channels = shape[1]
+    conv = torch.nn.Conv2d(channels, channels, 3, padding=1).to(device)
+    x = torch.zeros(shape, device=device)
+
+    @torch.no_grad()
+    def stack(h, layers):
+        for _ in range(layers):
+            h = torch.tanh(conv(h))
+        return h
+
+    stack(x, 2)
+    one = min(_seconds(lambda: stack(x, 4)) for _ in range(5)) / 4
+    layers = max(1, round(ms / 1000 / max(one, 1e-9)))
+
+    def denoise(x, sigma, **extra):
+        return x * 0.5 + 1e-3 * stack(x, layers)
+
+    denoise.layers = layers
+    denoise.ms = 1000 * min(_seconds(lambda: denoise(x, None)) for _ in range(5))
+    return denoise
+
+
+def _overhead(shape: tuple, device: str, peers: bool, busy_ms: float = 0.0, peer_names=None) -> dict:
     from rwalk.bench.overhead import OverheadConfig, measure_overhead
     from rwalk.bench.peers import load_peers
     from rwalk.bench.samplers import pack_samplers
@@ -41,11 +73,13 @@ def _overhead(shape: tuple, device: str, peers: bool) -> dict:
     samplers = list(pack_samplers().values())
     unavailable = {}
     if peers:
-        found = load_peers(["kd"])
+        found = load_peers(["kd"]).only(peer_names)
         samplers += list(found.samplers.values())
         unavailable = found.unavailable
-    over = measure_overhead(OverheadConfig(shape=shape, device=device, repeats=5), samplers)
+    denoiser = busy_denoiser(shape, device, busy_ms) if busy_ms > 0 else None
+    over = measure_overhead(OverheadConfig(shape=shape, device=device, repeats=5), samplers, denoiser)
     return {"shape": list(shape), "prefetch": prefetch_default(), "noise_threads": noise_threads(),
+            "denoiser_ms": None if denoiser is None else denoiser.ms,
             "bare_ms_per_nfe": over.bare_ms_per_nfe, "bare_blocks_ms": list(over.bare_blocks_ms),
             "peers_unavailable": unavailable,
             "walks": [{"walk": w.walk, "group": w.group, "stochastic": w.stochastic, "nfe": w.nfe,
@@ -91,7 +125,9 @@ def markdown(result: dict) -> str:
 
     over = result["overhead"]
     shape = "×".join(str(d) for d in over["shape"])
-    lines = [f"Device: {result['device_name']}, torch {result['torch']}. Noise prefetch "
+    model = ("a trivial denoiser" if over.get("denoiser_ms") is None else
+             f"a busy denoiser ({over['denoiser_ms']:.2f} ms per call, a stand-in for a network)")
+    lines = [f"Device: {result['device_name']}, torch {result['torch']}, {model}. Noise prefetch "
              f"{'on' if over['prefetch'] else 'off'}, {over['noise_threads']} background thread(s). Bare Euler loop at "
              f"{shape}: {over['bare_ms_per_nfe']:.3f} ms per evaluation (first / last bare block "
              f"{over['bare_blocks_ms'][0]:.3f} / {over['bare_blocks_ms'][1]:.3f}).", "",
@@ -116,7 +152,10 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cuda", help="torch device of the walk state (default: cuda)")
     parser.add_argument("--shape", type=_shape, default=(4, 16, 128, 128), help="B,C,H,W of the overhead walks")
     parser.add_argument("--no-peers", action="store_true", help="only the pack's walks (no k-diffusion)")
+    parser.add_argument("--peers", default="", help="only these k-diffusion samplers, comma-separated (kd:euler,...)")
     parser.add_argument("--no-patch", action="store_true", help="skip the patch target's timing")
+    parser.add_argument("--busy-ms", type=float, default=0.0,
+                        help="time the walks around a denoiser busy about this many ms per call (default 0: trivial)")
     parser.add_argument("--patch-sizes", default="128,256,512", help="output sizes of the patch target timing")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
@@ -129,7 +168,8 @@ def main(argv=None) -> int:
     name = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "CPU"
     started = time.perf_counter()
     result = {"device_name": name, "torch": torch.__version__, "tag": args.tag,
-              "overhead": _overhead(args.shape, args.device, not args.no_peers)}
+              "overhead": _overhead(args.shape, args.device, not args.no_peers, args.busy_ms,
+                                  [n for n in args.peers.split(",") if n] or None)}
     if not args.no_patch:
         result["patch"] = _patch(args.device, tuple(int(v) for v in args.patch_sizes.split(",")))
     result["seconds"] = time.perf_counter() - started

@@ -133,8 +133,10 @@ def measure_costs(config: OverheadConfig, draws: int = 20) -> List[CostItem]:
     ]
 
 
-def measure_overhead(config: OverheadConfig, samplers: Optional[Sequence[Sampler]] = None) -> OverheadResult:
-    """Every sampler (default: every registered walk) at ``config.nfe`` evaluations against the bare loop.
+def measure_overhead(config: OverheadConfig, samplers: Optional[Sequence[Sampler]] = None,
+                     denoiser: Optional[Callable] = None) -> OverheadResult:
+    """Every sampler (default: every registered walk) at ``config.nfe`` evaluations against the bare loop, both
+    calling ``denoiser`` (default: the trivial one; bench/gpu.py passes a busy one to see what a real network hides).
 
     Each piece is timed in its own block of consecutive runs: alternating bare loop and walk made the
     bare loop pay for the walk's allocations (its 1 MB tensors then miss glibc's reused heap). A bare block
@@ -145,21 +147,22 @@ def measure_overhead(config: OverheadConfig, samplers: Optional[Sequence[Sampler
     drift shows.
     """
     samplers = list(pack_samplers().values()) if samplers is None else list(samplers)
+    model = denoiser or trivial_denoiser
     x0 = (torch.randn(config.shape, generator=torch.Generator().manual_seed(config.seed)) * config.sigma_max
           ).to(config.device)
     bare_sigmas = make_sigmas(config.schedule, config.nfe, config.sigma_min, config.sigma_max).float().to(config.device)
 
     def bare_block() -> List[float]:
-        return _block(lambda: bare_euler(trivial_denoiser, x0, bare_sigmas), config.repeats, config.warmup)
+        return _block(lambda: bare_euler(model, x0, bare_sigmas), config.repeats, config.warmup)
 
     before = _settled(bare_block)
     rows, bare_blocks = [], [before]
     for sampler in samplers:  # bare blocks between the samplers: the reference is the median over all of them
-        rows.append(_time_sampler(config, sampler, x0))
+        rows.append(_time_sampler(config, sampler, x0, model))
         bare_blocks.append(bare_block())
     first_pass = len(bare_blocks)
     for i, sampler in enumerate(samplers):  # a second pass; each sampler keeps its faster block (transient slowness)
-        again = _time_sampler(config, sampler, x0)
+        again = _time_sampler(config, sampler, x0, model)
         if again.ms_per_nfe < rows[i].ms_per_nfe:
             rows[i] = again
         bare_blocks.append(bare_block())
@@ -190,13 +193,13 @@ def _settled(block: Callable[[], List[float]], tolerance: float = 0.1, max_secon
     return last
 
 
-def _time_sampler(config: OverheadConfig, sampler: Sampler, x0: torch.Tensor) -> WalkOverhead:
+def _time_sampler(config: OverheadConfig, sampler: Sampler, x0: torch.Tensor, model: Callable) -> WalkOverhead:
     steps = sampler.steps_for(config.nfe)
     nfe = sampler.nfe_of(steps)
     sigmas = make_sigmas(config.schedule, steps, config.sigma_min, config.sigma_max).float().to(config.device)
 
     def run():
-        sampler.run(trivial_denoiser, x0, sigmas, config.seed)
+        sampler.run(model, x0, sigmas, config.seed)
 
     times = _block(run, config.repeats, config.warmup, config.min_repeats, config.max_seconds)
     ms = 1000 * statistics.median(times) / nfe

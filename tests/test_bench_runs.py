@@ -270,3 +270,8 @@ def test_gpu_benchmark_smoke_run_writes_every_walk_and_the_patch_timing(monkeypa
     text = (tmp_path / "gpu_t.md").read_text()
     assert "Noise prefetch off" in text and text.count("| pack |") == len(over["walks"])
     assert "| 32×32 | " in text and "| yes | 0 |" in text  # bit-identical runs, 0 apart from the CPU run
+
+    busy = gpu.busy_denoiser((1, 2, 8, 8), "cpu", 0.2)  # a stand-in network: a conv stack sized to ~0.2 ms a call
+    x = torch.randn(1, 2, 8, 8)
+    assert busy.layers >= 1 and busy.ms > 0
+    assert torch.allclose(busy(x, torch.ones(1)), x * 0.5, atol=1.01e-3) and not torch.equal(busy(x, None), x * 0.5)
