@@ -160,7 +160,8 @@ def main(argv=None) -> int:
     parser.add_argument("--peers", default="", help="only these k-diffusion samplers, comma-separated (kd:euler,...)")
     parser.add_argument("--no-patch", action="store_true", help="skip the patch target's timing")
     parser.add_argument("--busy-ms", type=float, default=0.0,
-                        help="time the walks around a denoiser busy about this many ms per call (default 0: trivial)")
+                        help="time the walks around a denoiser busy about this many ms per call (default 0: trivial);"
+                             " it holds an (H*W)^2 float32 matrix: 1 GiB at 128x128")
     parser.add_argument("--patch-sizes", default="128,256,512", help="output sizes of the patch target timing")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
