@@ -136,7 +136,7 @@ def measure_costs(config: OverheadConfig, draws: int = 20) -> List[CostItem]:
 def measure_overhead(config: OverheadConfig, samplers: Optional[Sequence[Sampler]] = None,
                      denoiser: Optional[Callable] = None) -> OverheadResult:
     """Every sampler (default: every registered walk) at ``config.nfe`` evaluations against the bare loop, both
-    calling ``denoiser`` (default: the trivial one; bench/gpu.py passes a busy one to see what a real network hides).
+    calling ``denoiser`` (default: the trivial one; bench/gpu.py passes a busy one: what a network's time hides).
 
     Each piece is timed in its own block of consecutive runs: alternating bare loop and walk made the
     bare loop pay for the walk's allocations (its 1 MB tensors then miss glibc's reused heap). A bare block

@@ -240,7 +240,7 @@ def test_patch_benchmark_reports_the_walks_guided_by_their_own_statistics(monkey
     assert f"| {own.STYLE_WEIGHT:g} · {own.STYLE_END:.0%} | {WALK} · {STEPS} | {WALK_S_NOISE:g} |" in text
 
 
-def test_gpu_benchmark_smoke_run_writes_every_walk_and_the_patch_timing(monkeypatch, tmp_path):
+def test_gpu_benchmark_smoke_run_writes_every_walk_and_the_patch_timing(monkeypatch, tmp_path, capsys):
     """bench/gpu.py on the CPU at a tiny shape (the device run is the same code): a row per pack walk, the noise
     settings it ran with, the CPU-side costs, and the patch timing (bit-identical runs; on the CPU, equal to the
     CPU reference run); a malformed --shape is refused naming the value."""
@@ -256,6 +256,7 @@ def test_gpu_benchmark_smoke_run_writes_every_walk_and_the_patch_timing(monkeypa
 
     with pytest.raises(SystemExit):
         gpu.main(["--out", str(tmp_path), "--shape", "1,2,x,8"])
+    assert "--shape '1,2,x,8': expected four positive integers" in capsys.readouterr().err
     monkeypatch.setenv("WALK_NOISE_PREFETCH", "0")
     assert gpu.main(["--out", str(tmp_path), "--tag", "t", "--device", "cpu", "--shape", "1,1,8,8", "--no-peers",
                      "--patch-sizes", "32"]) == 0
@@ -271,7 +272,7 @@ def test_gpu_benchmark_smoke_run_writes_every_walk_and_the_patch_timing(monkeypa
     assert "Noise prefetch off" in text and text.count("| pack |") == len(over["walks"])
     assert "| 32×32 | " in text and "| yes | 0 |" in text  # bit-identical runs, 0 apart from the CPU run
 
-    busy = gpu.busy_denoiser((1, 2, 8, 8), "cpu", 0.2)  # a stand-in network: a conv stack sized to ~0.2 ms a call
+    busy = gpu.busy_denoiser((1, 2, 8, 8), "cpu", 0.2)  # a stand-in network: matrix products sized to ~0.2 ms
     x = torch.randn(1, 2, 8, 8)
     assert busy.layers >= 1 and busy.ms > 0
     assert torch.allclose(busy(x, torch.ones(1)), x * 0.5, atol=1.01e-3) and not torch.equal(busy(x, None), x * 0.5)
