@@ -345,8 +345,8 @@ def main(argv=None) -> int:
     settings = [{}, {"palette": 0.0}, {"palette_sigma": 0.0}, {"s_noise": 1.15}, old_walk, {**old_walk, "palette": 0.0}]
     if not args.quick:
         settings += [{"s_noise": 1.3}, {"fine_patch_size": 7}, {"fine_patch_size": 3}, {"balance": 0.0},
-                     {"patch_size": 5}, {"patch_size": 3, "fine_patch_size": 3}, {"level_sigma": 0.6},
-                     {"level_sigma": 1.5}]
+                     {"patch_size": 5}, {"patch_size": 3, "fine_patch_size": 3}, {"level_sigma": 0.15},
+                     {"level_sigma": 0.25}, {"level_sigma": 0.4}, {"level_sigma": 0.6}, {"level_sigma": 1.5}]
     tradeoff = tradeoff_rows(range(1) if args.quick else range(2), crit_size, settings)
     guided_settings = guided_setting_rows(range(1) if args.quick else range(2), crit_size,
                                           [{}] if args.quick else [{}, {"style_weight": 0.5}, {"style_end": 1.0}])

@@ -41,8 +41,9 @@ class TargetDistributionPatches:
                     "grows with sigma. Smaller = finer mosaics, larger = more of each reference's arrangement kept.")}),
                 "level_sigma": ("FLOAT", {"default": PatchSpec.level_sigma, "min": 0.05, "max": 2.0, "step": 0.01, "tooltip": (
                     "When the walk moves to a finer pyramid level: a level is used while its own noise std is at "
-                    "most this. Lower = coarse levels decide for longer (broader, calmer layouts); higher = fine "
-                    "levels act earlier (busier detail, slower).")}),
+                    "most this. Lower = coarse levels decide for longer (broader, calmer layouts; 0.15-0.3 keeps "
+                    "more of the references' structure, e.g. brick courses, but copies more of them); higher = fine "
+                    "levels act earlier (busier detail, more novel, slower).")}),
                 "tileable": ("BOOLEAN", {"default": False, "tooltip": (
                     "Periodic output: its left/right and top/bottom edges join seamlessly, for tiles and textures.")}),
                 "weights": ("STRING", {"default": "", "multiline": False, "tooltip": (
