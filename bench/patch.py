@@ -1,7 +1,7 @@
 """Weight-free targets benchmark (issue 3 §6): time, peak memory and reproducibility of the patch target, and
 its novelty / faithfulness criteria and photo style transfer, written into docs/BENCHMARKS.md.
 
-    .venv/bin/python bench/patch.py            # about 45 minutes on 2 cores
+    .venv/bin/python bench/patch.py            # about 40 minutes on 2 cores
     .venv/bin/python bench/patch.py --quick    # about 3 minutes
 
 Timings run each case in a fresh subprocess (so peak RSS is the case's own) with 2 torch threads (the
