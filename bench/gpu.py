@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+from patch import walk_request  # bench/patch.py: the patch target's recommended walk
 from run import register_pack  # bench/run.py: the pack as ``rwalk`` (this folder is on sys.path as a script's)
 
 log = logging.getLogger("bench.gpu")
@@ -96,15 +97,15 @@ def _patch(device: str, sizes: tuple) -> list:
     import torch
 
     from rwalk.walk_core.references import reference_image
-    from rwalk.walk_core.sample import WalkRequest, run_walk
-    from rwalk.walk_core.targets.patch import STEPS, WALK, WALK_S_NOISE, PatchSpec, patch_target
+    from rwalk.walk_core.sample import run_walk
+    from rwalk.walk_core.targets.patch import PatchSpec, patch_target
 
     def sync():
         if device.startswith("cuda"):
             torch.cuda.synchronize()
 
     ref = reference_image("painting", 256, 256, 0) * 2 - 1
-    request = WalkRequest(walk=WALK, steps=STEPS, seed=5, options={"s_noise": WALK_S_NOISE})  # the target's walk
+    request = walk_request(5)  # the target's own walk (bench/patch.py)
     rows = []
     for size in sizes:
         target = patch_target(PatchSpec(ref[None]), size, size)

@@ -26,6 +26,7 @@ import sys
 import time
 from pathlib import Path
 
+from patch import walk_request  # bench/patch.py: the patch target's recommended walk
 from run import register_pack  # bench/run.py: the pack as ``rwalk`` (this folder is on sys.path as a script's)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,15 +42,8 @@ SIZE = 64
 BATCH, LR = 8, 2e-3  # measured on this machine kind: for a 10-minute CPU run, more and larger steps beat batch 16
 ARCH = dict(mults=(1, 2, 2, 2), attention=(3,))  # 4 levels, attention at 8x8: whole-picture layout (sky above ground)
 GOAL_SIGMAS = (0.1, 0.2, 0.5, 1.0, 2.0)
-OWN_WALK = dict(walk="adams", schedule="karras", steps=30)
-
-
-def walks() -> dict:
-    """Each target's recommended walk (the patch target's: walk_core.targets.patch WALK, STEPS, WALK_S_NOISE)."""
-    from rwalk.walk_core.targets.patch import STEPS, WALK, WALK_S_NOISE
-
-    return {"own model": OWN_WALK,
-            "patch target": dict(walk=WALK, schedule="karras", steps=STEPS, options={"s_noise": WALK_S_NOISE})}
+OWN_WALK = dict(walk="adams", schedule="karras", steps=30)  # the own model's recommended walk; the patch target
+# walks its own (bench/patch.py walk_request: walk_core.targets.patch WALK, STEPS, WALK_S_NOISE)
 
 
 def pictures(seeds):
@@ -89,7 +83,8 @@ def sample_rows(model_path: Path, seeds) -> dict:
     ref = torch.cat(list(train), dim=-1)  # the eight pictures side by side: [3, SIZE, 8 * SIZE]
     targets = {"own model": model_target(load_model(model_path), SIZE),
                "patch target": patch_target(PatchSpec(train), SIZE, SIZE)}
-    outs = {name: [run_walk(t, WalkRequest(seed=s, **walks()[name])).x[0] for s in seeds] for name, t in targets.items()}
+    requests = {"own model": lambda seed: WalkRequest(seed=seed, **OWN_WALK), "patch target": walk_request}
+    outs = {name: [run_walk(t, requests[name](s)).x[0] for s in seeds] for name, t in targets.items()}
     outs["fresh pictures (calibration)"] = list(pictures(FRESH_SEEDS))
     rows = {}
     for name, xs in outs.items():
@@ -147,14 +142,14 @@ def render(result, samples, errors, gpu, command, minutes, figure: str) -> str:
                      f"**{gpu['images'] / gpu['seconds']:.1f} images/s** (same settings).\n")
     else:
         lines.append("GPU: not measured (no GPU on the machine that ran this).\n")
-    patch = walks()["patch target"]
+    from rwalk.walk_core.targets.patch import STEPS, WALK, WALK_S_NOISE
     lines += ["### Samples against the weight-free criteria\n",
               f"{SIZE}x{SIZE} samples; *the reference* = the eight training pictures side by side, and "
               "*halves* = the same measure between pictures 0-3 and 4-7. Novel: the median distance from output "
               "16x16 patches to their nearest patch of the reference >= the halves' value; faithful: colour "
               "sliced-W2 and random-feature Gram distance to the reference <= 1.5x the halves'. Counts = samples "
               f"passing. Walks (each one's recommended, karras): own model {OWN_WALK['walk']}, {OWN_WALK['steps']} "
-              f"steps; patch target {patch['walk']}, {patch['steps']} levels, s_noise {patch['options']['s_noise']:g}. "
+              f"steps; patch target {WALK}, {STEPS} levels, s_noise {WALK_S_NOISE:g}. "
               f"*fresh pictures*: {len(FRESH_SEEDS)} new pictures of the generator (seeds "
               f"{FRESH_SEEDS[0]}, {FRESH_SEEDS[1]}, …, {FRESH_SEEDS[-1]}, the same palette; never trained on), "
               "genuinely new samples of the distribution the eight were drawn from, judged by the same criteria: "

@@ -39,7 +39,8 @@ class TargetDistributionPatches:
                     "Patch side in pixels at the coarse pyramid levels (the fourth finest and up, and always the "
                     "coarsest; odd). At level l a patch covers patch_size x 2^l output pixels, so the patch scale "
                     "grows with sigma. Smaller = finer mosaics, larger = more of each reference's arrangement kept.")}),
-                "level_sigma": ("FLOAT", {"default": PatchSpec.level_sigma, "min": 0.05, "max": 2.0, "step": 0.01, "tooltip": (
+                "level_sigma": ("FLOAT", {"default": PatchSpec.level_sigma, "min": 0.05, "max": 2.0, "step": 0.01,
+                                         "tooltip": (
                     "When the walk moves to a finer pyramid level: a level is used while its own noise std is at "
                     "most this. Lower = coarse levels decide for longer (broader, calmer layouts; 0.15-0.3 keeps "
                     "more of the references' structure, e.g. brick courses, but copies more of them); higher = fine "
