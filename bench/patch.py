@@ -95,30 +95,36 @@ def guided_walk(ref, guided: dict):
     return own_statistics(ref[None], **{k: v for k, v in guided.items() if k not in WALK_KEYS}), setting_walk(guided)
 
 
-def criteria_rows(seeds, size: int, fresh_seeds=FRESH_SEEDS, guided=None) -> list:
+def criteria_rows(seeds, size: int, fresh_seeds=FRESH_SEEDS, guided=None, copies: bool = False) -> list:
     """Per reference: the criteria over the walks (``guided``: see guided_walk) and over fresh pictures of the
-    reference's generator (``fresh_seeds``; empty = none)."""
+    reference's generator (``fresh_seeds``; empty = none); with ``copies``, also quality.copy_report's measures
+    (means; ``copied_max``: the most copied walk)."""
     from rwalk.walk_core import quality
     from rwalk.walk_core.references import reference_image
     from rwalk.walk_core.sample import run_walk
     from rwalk.walk_core.targets.patch import PatchSpec, patch_target
+
+    def summary(pictures, ref, suffix: str) -> dict:
+        got = quality.criteria_summary([quality.patch_report(x, ref) for x in pictures])
+        if copies:
+            found = [quality.copy_report(x, ref) for x in pictures]
+            got.update({k: statistics.mean(c[k] for c in found) for k in ("copied", "copied_halves",
+                                                                          "novelty_half_bank")})
+            got["copied_max"] = max(c["copied"] for c in found)
+            got["half_bank_pass"] = sum(c["novelty_half_bank"] >= c["novelty_halves"] for c in found)
+        return {f"{k}{suffix}": v for k, v in got.items()}
 
     rows = []
     for name in REFERENCES:
         ref = reference_image(name, size, size, 0) * 2 - 1
         target = patch_target(PatchSpec(ref[None]), size, size)
         chain, walk = guided_walk(ref, guided)
-        reports = []
-        for seed in seeds:
-            x = run_walk(target, walk_request(seed, **walk), chain).x[0]
-            reports.append(quality.patch_report(x, ref))
-        row = {"reference": name, **quality.criteria_summary(reports)}
+        row = {"reference": name, **summary([run_walk(target, walk_request(seed, **walk), chain).x[0]
+                                             for seed in seeds], ref, "")}
         if fresh_seeds:
             # calibration: fresh pictures of the same procedural generator (other seeds, same palette / stone) --
             # genuinely new samples of the reference's own distribution, judged by the same criteria
-            fresh = quality.criteria_summary([quality.patch_report(reference_image(name, size, size, s) * 2 - 1, ref)
-                                              for s in fresh_seeds])
-            row.update({f"{k}_fresh": v for k, v in fresh.items()})
+            row.update(summary([reference_image(name, size, size, s) * 2 - 1 for s in fresh_seeds], ref, "_fresh"))
         rows.append(row)
         log.info("%s%s: %s", name, "" if guided is None else f" (guided {guided})",
                  {k: round(v, 3) for k, v in row.items() if isinstance(v, float)})
@@ -219,6 +225,35 @@ def criteria_table(crit, fresh: bool) -> list:
     return lines
 
 
+def copy_table(crit) -> list:
+    """Copied, or new? (criteria rows made with ``copies``): quality.copy_report's measures for the walks, the fresh
+    pictures and the halves."""
+    from rwalk.walk_core.quality import COPY_CUT  # noqa: PLC0415
+
+    lines = ["", "### Copied, or new? (calibrating the novelty criterion)", "",
+             f"*copied*: the share of a picture's 16×16 patches (every 8 px) nearer to some reference patch than "
+             f"{COPY_CUT:g} × the halves' novelty — a near-verbatim copy; for *halves*, the left half's patches "
+             "against the right half. The novelty criterion compares a distance to the whole reference with one to "
+             "half of it, where nearest patches sit further away; *vs a half* is the like-for-like measure: the "
+             "picture's novelty against each half in turn (a bank the size of the halves measure's), their mean, "
+             "next to the halves' novelty, and how many pictures reach it. Means over the walks and the fresh "
+             "pictures above; the criteria table is the goal, this table only reads it.", "",
+             "| reference | copied walks (mean · most) | fresh | halves | vs a half: walks | fresh | halves | "
+             "≥ halves walks · fresh |", "|---|---|---|---|---|---|---|---|"]
+    for r in crit:
+        lines.append(f"| {r['reference']} | {r['copied']:.1%} · {r['copied_max']:.1%} | {r['copied_fresh']:.1%} | "
+                     f"{r['copied_halves']:.1%} | {r['novelty_half_bank']:.3f} | {r['novelty_half_bank_fresh']:.3f} | "
+                     f"{r['novelty_halves']:.3f} | {r['half_bank_pass']}/{r['n']} · "
+                     f"{r['half_bank_pass_fresh']}/{r['n_fresh']} |")
+    walks = sum(r["half_bank_pass"] for r in crit)
+    fresh = sum(r["half_bank_pass_fresh"] for r in crit)
+    lines += ["", f"Against a half: {walks} of {sum(r['n'] for r in crit)} walks and {fresh} of "
+              f"{sum(r['n_fresh'] for r in crit)} fresh pictures are at least as far from the reference as its halves "
+              f"are from each other; the most copied walk has {max(r['copied_max'] for r in crit):.1%} of its "
+              "patches copied."]
+    return lines
+
+
 def render(timing, crit, transfer, command: str, crit_size: int, tradeoff=(), guided=(), guided_settings=()) -> str:
     from rwalk.bench.report import machine_info  # noqa: PLC0415
 
@@ -255,6 +290,8 @@ def render(timing, crit, transfer, command: str, crit_size: int, tradeoff=(), gu
               f"Gram {total['gram']}): what a perfect sampler of the references' own generators would score. A new "
               "picture of the same generator is about as far from the reference as the reference's two halves are "
               "from each other, so 'novel' sits at the edge of the references' own distribution."]
+    if crit and "copied" in crit[0]:
+        lines += copy_table(crit)
     if guided:
         from rwalk.walk_core.guidance import own_statistics as own  # noqa: PLC0415
 
@@ -338,7 +375,7 @@ def main(argv=None) -> int:
     timing = timed_cases((128, 256), 2 if args.quick else 3, 2)
     crit_size = 128 if args.quick else 256
     seeds = range(2) if args.quick else range(4)
-    crit = criteria_rows(seeds, crit_size, FRESH_SEEDS[:3] if args.quick else FRESH_SEEDS)
+    crit = criteria_rows(seeds, crit_size, FRESH_SEEDS[:3] if args.quick else FRESH_SEEDS, copies=True)
     guided = criteria_rows(seeds, crit_size, (), {})
     transfer = transfer_rows(seeds, crit_size, (3.0, 10.0) if args.quick else (1.0, 3.0, 10.0, 30.0))
     old_walk = {"walk": "euler_ancestral", "steps": 30, "s_noise": 1.15}  # the patch workflows' walk until the hold

@@ -162,7 +162,7 @@ def test_patch_benchmark_calibrates_the_criteria_with_fresh_pictures(monkeypatch
     import patch as patch_bench
 
     monkeypatch.setattr(patch_bench, "REFERENCES", ("bricks", "marble"))
-    rows = patch_bench.criteria_rows(range(1), 32, fresh_seeds=(20, 40))
+    rows = patch_bench.criteria_rows(range(1), 32, fresh_seeds=(20, 40), copies=True)
     assert [r["reference"] for r in rows] == ["bricks", "marble"]
     for r in rows:
         assert r["n"] == 1 and r["n_fresh"] == 2
@@ -171,9 +171,16 @@ def test_patch_benchmark_calibrates_the_criteria_with_fresh_pictures(monkeypatch
         assert r["all_pass_fresh"] <= min(r[f"{k}_pass_fresh"] for k in ("novel", "colour", "gram"))
         assert r["novelty_fresh"] > 0 and r["novelty_halves"] > 0
     text = patch_bench.render([], rows, [], "cmd", 32)
-    assert text.count("| bricks |") == 1 and " · " in text
+    assert text.count("| bricks |") == 2 and " · " in text  # the criteria and the copy tables
     fresh_all = sum(r["all_pass_fresh"] for r in rows)
     assert f"and {fresh_all} of 4 fresh pictures" in text
+    # the copy measures: shares in [0, 1], the most copied walk at least the mean, counts within their counts
+    for r in rows:
+        assert 0 <= r["copied"] <= r["copied_max"] <= 1 and 0 <= r["copied_fresh"] <= 1
+        assert r["novelty_half_bank"] > 0 and 0 <= r["half_bank_pass"] <= 1 and 0 <= r["half_bank_pass_fresh"] <= 2
+    assert "### Copied, or new?" in text
+    half_walks = sum(r["half_bank_pass"] for r in rows)
+    assert f"Against a half: {half_walks} of 2 walks and {sum(r['half_bank_pass_fresh'] for r in rows)} of 4" in text
 
 
 def test_patch_benchmark_tradeoff_rows_name_their_target_settings_and_walk(monkeypatch):

@@ -228,3 +228,18 @@ def test_criteria_summary_means_and_counts():
     assert summary["novelty"] == pytest.approx(0.2) and summary["gram"] == pytest.approx(0.1)
     assert (summary["novel_pass"], summary["colour_pass"], summary["gram_pass"]) == (1, 2, 2)
     assert summary["all_pass"] == 1 and summary["n"] == 2
+
+
+def test_copy_report_tells_a_copy_from_a_walked_picture():
+    """quality.copy_report: the reference itself is copied everywhere, noise nowhere; a walked picture copies
+    (almost) nothing; a half of the reference is a smaller bank, so novelty against it is never below novelty
+    against the whole; its halves value is patch_report's."""
+    r = ref("bricks", 64)
+    assert quality.copy_report(r, r)["copied"] == 1.0
+    noise = torch.rand(r.shape, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    assert quality.copy_report(noise, r)["copied"] == 0.0
+    x = walk(patch_target(PatchSpec(r[None]), 64, 64), seed=0, batch=1, steps=16)[0]
+    found = quality.copy_report(x, r)
+    assert found["copied"] < 0.1 and 0.0 <= found["copied_halves"] <= 1.0
+    assert found["novelty_half_bank"] >= quality.nearest_patch_median(x, r)
+    assert found["novelty_halves"] == quality.patch_report(x, r)["novelty_halves"]

@@ -16,15 +16,17 @@ from .targets.patch.content import luminance as patch_luminance
 
 NOVELTY_PATCH = 16
 SWD_DIRECTIONS = 64
+COPY_CUT = 0.5  # copy_report: a patch nearer than this x the halves' novelty counts as copied
 
 
 def _patch_set(x: torch.Tensor, size: int, stride: int) -> torch.Tensor:
     return F.unfold(x[None].float(), size, stride=stride)[0].T  # [N, 3*size*size]
 
 
-def nearest_patch_median(out: torch.Tensor, ref: torch.Tensor, size: int = NOVELTY_PATCH, out_stride: int = 8,
-                         ref_stride: int = 1) -> float:
-    """Median over ``out``'s size x size patches of the RMS distance to the nearest patch of ``ref``."""
+def nearest_patch_distances(out: torch.Tensor, ref: torch.Tensor, size: int = NOVELTY_PATCH, out_stride: int = 8,
+                            ref_stride: int = 1) -> torch.Tensor:
+    """RMS distance [N] from each of ``out``'s size x size patches (every ``out_stride`` pixels) to the nearest
+    patch of ``ref``."""
     q = _patch_set(out, size, out_stride)
     bank = _patch_set(ref, size, ref_stride)
     best = torch.full((q.shape[0],), float("inf"))
@@ -33,7 +35,13 @@ def nearest_patch_median(out: torch.Tensor, ref: torch.Tensor, size: int = NOVEL
         chunk = slice(start, start + 8192)
         d = q.square().sum(1, keepdim=True) - 2 * q @ bank[chunk].T + b_sq[chunk]
         best = torch.minimum(best, d.min(1).values)
-    return float((best.clamp_min(0) / q.shape[1]).sqrt().median())
+    return (best.clamp_min(0) / q.shape[1]).sqrt()
+
+
+def nearest_patch_median(out: torch.Tensor, ref: torch.Tensor, size: int = NOVELTY_PATCH, out_stride: int = 8,
+                         ref_stride: int = 1) -> float:
+    """Median over ``out``'s size x size patches of the RMS distance to the nearest patch of ``ref``."""
+    return float(nearest_patch_distances(out, ref, size, out_stride, ref_stride).median())
 
 
 def halves(ref: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -91,6 +99,25 @@ def patch_report(out: torch.Tensor, ref: torch.Tensor) -> Dict[str, float]:
     }
 
 
+def copy_report(out: torch.Tensor, ref: torch.Tensor, cut: float = COPY_CUT) -> Dict[str, float]:
+    """Is ``out`` copied, or new? Calibrates the novelty criterion (patch_report), which compares a distance to
+    the whole reference with one to half of it (a bank half the size, so nearest patches sit further away).
+
+    ``copied``: the fraction of out's 16x16 patches nearer to some reference patch than ``cut`` x the halves'
+    novelty (a near-verbatim copy); ``copied_halves``: the same fraction for the left half against the right.
+    ``novelty_half_bank``: out's novelty against each half of the reference in turn (a bank the size of the
+    halves measure's), their mean -- the like-for-like counterpart of ``novelty_halves``."""
+    left, right = halves(ref)
+    between = nearest_patch_distances(left, right)
+    threshold = cut * float(between.median())
+    return {
+        "copied": float((nearest_patch_distances(out, ref) < threshold).float().mean()),
+        "copied_halves": float((between < threshold).float().mean()),
+        "novelty_half_bank": 0.5 * (nearest_patch_median(out, left) + nearest_patch_median(out, right)),
+        "novelty_halves": float(between.median()),
+    }
+
+
 def criteria(report: Dict[str, float], factor: float = 1.5) -> Dict[str, bool]:
     """Issue 3's criteria: novel (novelty >= halves) and faithful (each distance <= factor x halves)."""
     return {"novel": report["novelty"] >= report["novelty_halves"],
@@ -107,5 +134,5 @@ def criteria_summary(reports) -> Dict[str, float]:
             "all_pass": sum(all(p.values()) for p in passed), "n": len(reports)}
 
 
-__all__ = ["colour_swd", "criteria", "criteria_summary", "gram_distance", "halves", "luminance", "nearest_patch_median",
-           "patch_report", "ssim"]
+__all__ = ["colour_swd", "copy_report", "criteria", "criteria_summary", "gram_distance", "halves", "luminance",
+           "nearest_patch_distances", "nearest_patch_median", "patch_report", "ssim"]
