@@ -131,7 +131,7 @@ def criteria_rows(seeds, size: int, fresh_seeds=FRESH_SEEDS, guided=None, copies
     return rows
 
 
-TRADEOFF_KEYS = ("patch_size", "fine_patch_size", "level_sigma", "balance", "palette", "palette_sigma")
+TRADEOFF_KEYS = ("patch_size", "fine_patch_size", "level_sigma", "balance", "context", "palette", "palette_sigma")
 
 
 def tradeoff_rows(seeds, size: int, settings) -> list:
@@ -329,17 +329,21 @@ def render(timing, crit, transfer, command: str, crit_size: int, tradeoff=(), gu
                   "finer levels earlier, so coarse levels copy less of the references' arrangement: more novel, less "
                   f"faithful ({PatchSpec.level_sigma:g} is the default). Balance discounts the bank patches that many "
                   "pixels pile onto at the dense (coarse) levels, so the picture's patch mix stays close to the "
-                  f"references' ({PatchSpec.balance:g} is the default; 0 is the plain posterior). palette is the "
+                  f"references' ({PatchSpec.balance:g} is the default; 0 is the plain posterior). context weighs "
+                  "each patch's surroundings one level up into its logit, so the finer levels keep the arrangement "
+                  f"the coarser ones set ({PatchSpec.context:g} is the default; 0 = off). palette is the "
                   "weight of the palette hold's step (0 = off) and palette_sigma the sigma down to which it acts "
                   f"(0 = to the end; {PatchSpec.palette:g} and {PatchSpec.palette_sigma:g} are the defaults). The "
                   "walk: s_noise is EDM's S_noise (every fresh noise draw multiplied by it): the patch target's "
                   "pictures keep less fine detail than the references, and more fresh noise per step gives some of "
                   "it back — more novel, and with the palette hold the colours stay ("
                   f"{walk_text} is what the example workflows and every other table here use).", "",
-                  "| patch_size | fine_patch_size | level_sigma | balance | palette | palette_sigma | walk · steps | "
-                  "s_noise | novelty / halves | colour SW2 / halves | Gram / halves | all three | walks |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| patch_size | fine_patch_size | level_sigma | balance | context | palette | palette_sigma | "
+                  "walk · steps | s_noise | novelty / halves | colour SW2 / halves | Gram / halves | all three | "
+                  "walks |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         lines += [f"| {r['patch_size']} | {r['fine_patch_size']} | {r['level_sigma']:g} | {r['balance']:g} | "
+                  f"{r['context']:g} | "
                   f"{r['palette']:g} | {r['palette_sigma']:g} | {r['walk']} · {r['steps']} | "
                   f"{r['s_noise']:g} | {r['novelty']:.2f} | {r['colour_swd']:.2f} | {r['gram']:.2f} | "
                   f"{r['all_pass']} | {r['n']} |" for r in tradeoff]
@@ -383,7 +387,8 @@ def main(argv=None) -> int:
     if not args.quick:
         settings += [{"s_noise": 1.3}, {"fine_patch_size": 7}, {"fine_patch_size": 3}, {"balance": 0.0},
                      {"patch_size": 5}, {"patch_size": 3, "fine_patch_size": 3}, {"level_sigma": 0.15},
-                     {"level_sigma": 0.25}, {"level_sigma": 0.4}, {"level_sigma": 0.6}, {"level_sigma": 1.5}]
+                     {"level_sigma": 0.25}, {"level_sigma": 0.4}, {"level_sigma": 0.6}, {"level_sigma": 1.5},
+                     {"context": 0.3}, {"context": 1.0}, {"context": 0.3, "fine_patch_size": 3}]
     tradeoff = tradeoff_rows(range(1) if args.quick else range(2), crit_size, settings)
     guided_settings = guided_setting_rows(range(1) if args.quick else range(2), crit_size,
                                           [{}] if args.quick else [{}, {"style_weight": 0.5}, {"style_end": 1.0}])

@@ -90,13 +90,20 @@ class TargetDistributionPatches:
                                            "step": 0.01, "tooltip": (
                     "The palette hold acts while sigma is at least this (0.05: about the first 70 % of a walk); "
                     "below it the fine detail is left to the patches alone. 0 = to the end.")}),
+                "context": ("FLOAT", {"default": PatchSpec.context, "min": 0.0, "max": 4.0, "step": 0.05,
+                                     "tooltip": (
+                    "Keeps the layout the coarse levels set: each patch is also chosen for the surroundings it came "
+                    "from, one pyramid level up (Wei & Levoy's multiresolution neighbourhood). Higher = more of the "
+                    "references' arrangement (brick shapes, a painting's large areas) and truer texture "
+                    "statistics, but pictures closer to the references (less novel); 0 = off (each level decides "
+                    "on its own, a finer mosaic).")}),
             },
         }
 
     def build(self, images, patch_size, level_sigma, tileable, weights, content=None, content_weight=10.0,
               sharpness=1.0, candidates=8, max_reference_pixels=MAX_REFERENCE_PIXELS, balance=1.0,
               fine_patch_size=PatchSpec.fine_patch_size, palette=PatchSpec.palette,
-              palette_sigma=PatchSpec.palette_sigma):
+              palette_sigma=PatchSpec.palette_sigma, context=PatchSpec.context):
         if images is None or images.shape[0] < 1:
             raise ValueError(f"{WHO}: images is an empty batch; expected at least one reference picture")
         refs = image_to_walk(images, f"{WHO}: images")
@@ -104,7 +111,7 @@ class TargetDistributionPatches:
         w = parse_weights(weights, refs.shape[0], WHO) or None
         spec = PatchSpec(images=refs, weights=w, patch_size=int(patch_size), level_sigma=float(level_sigma),
                          sharpness=float(sharpness), candidates=int(candidates), tileable=bool(tileable),
-                         balance=float(balance), fine_patch_size=int(fine_patch_size),
+                         balance=float(balance), context=float(context), fine_patch_size=int(fine_patch_size),
                          palette=float(palette), palette_sigma=float(palette_sigma),
                          max_reference_pixels=int(max_reference_pixels), content=walk_content,
                          content_weight=float(content_weight) if content is not None else 0.0,

@@ -199,22 +199,26 @@ def test_patch_benchmark_tradeoff_rows_name_their_target_settings_and_walk(monke
     assert patch_bench.walk_request(3, 1.0, "euler", 4).options == {"s_noise": 1.0}
     monkeypatch.setattr(patch_bench, "REFERENCES", ("stained_glass",))
     old = {"walk": "euler_ancestral", "steps": 6, "s_noise": 1.0}
-    rows = patch_bench.tradeoff_rows(range(1), 32, [{}, {"balance": 0.0}, old, {"palette": 0.0}])
-    assert [r["balance"] for r in rows] == [PatchSpec.balance, 0.0, PatchSpec.balance, PatchSpec.balance]
+    rows = patch_bench.tradeoff_rows(range(1), 32, [{}, {"balance": 0.0}, old, {"palette": 0.0}, {"context": 2.0}])
+    assert [r["balance"] for r in rows] == [PatchSpec.balance, 0.0] + [PatchSpec.balance] * 3
     assert [(r["walk"], r["steps"], r["s_noise"]) for r in rows] == [(WALK, STEPS, WALK_S_NOISE)] * 2 + [
-        ("euler_ancestral", 6, 1.0), (WALK, STEPS, WALK_S_NOISE)]
-    assert [r["palette"] for r in rows] == [PatchSpec.palette] * 3 + [0.0]
+        ("euler_ancestral", 6, 1.0)] + [(WALK, STEPS, WALK_S_NOISE)] * 2
+    assert [r["palette"] for r in rows] == [PatchSpec.palette] * 3 + [0.0, PatchSpec.palette]
+    assert [r["context"] for r in rows] == [PatchSpec.context] * 4 + [2.0]
+    assert rows[0]["gram"] != rows[4]["gram"]
     assert all(0 <= r["all_pass"] <= r["n"] == 1 for r in rows)
     assert rows[0]["colour_swd"] != rows[1]["colour_swd"]
     assert rows[0]["novelty"] != rows[2]["novelty"]
     assert rows[0]["colour_swd"] != rows[3]["colour_swd"]
     text = patch_bench.render([], [], [], "cmd", 32, rows)
-    assert "| patch_size | fine_patch_size | level_sigma | balance | palette | palette_sigma | walk · steps |" in text
+    assert "| patch_size | fine_patch_size | level_sigma | balance | context | palette | palette_sigma |" in text
     ps, fine, ls = PatchSpec.patch_size, PatchSpec.fine_patch_size, PatchSpec.level_sigma
-    hold = f"{PatchSpec.palette:g} | {PatchSpec.palette_sigma:g}"
+    hold = f"{PatchSpec.context:g} | {PatchSpec.palette:g} | {PatchSpec.palette_sigma:g}"
     assert f"| {ps} | {fine} | {ls:g} | 0 | {hold} | {WALK} · {STEPS} | {WALK_S_NOISE:g} |" in text
     assert f"| {ps} | {fine} | {ls:g} | {PatchSpec.balance:g} | {hold} | euler_ancestral · 6 | 1 |" in text
-    assert f"| {PatchSpec.balance:g} | 0 | {PatchSpec.palette_sigma:g} | {WALK} · {STEPS} |" in text
+    no_hold = f"| {PatchSpec.balance:g} | {PatchSpec.context:g} | 0 | {PatchSpec.palette_sigma:g} | {WALK} · {STEPS} |"
+    assert no_hold in text
+    assert f"| {PatchSpec.balance:g} | 2 | {PatchSpec.palette:g} |" in text
 
 
 def test_patch_benchmark_reports_the_walks_guided_by_their_own_statistics(monkeypatch):

@@ -24,6 +24,9 @@ b * log(usage / (N * p_j)) in the logits of the second pass: at b = 1 that is th
 balancing towards the reference's own patch usage, applied to over-used patches only (in the spirit of the
 occurrence penalties of Kaspar et al. 2015 and Jamriska et al. 2015's uniform patch usage).
 
+Context (``context`` c > 0, context.py): each bank patch's logit also gets c x its parent patch's log-likelihood
+one level up against the query's parent patch, so the finer levels keep the arrangement the coarser ones set.
+
 Noise model: the likelihood treats a level's noise as independent per pixel with std sigma * noise_factor(level).
 The pyramid's blur correlates it (neighbours 0.4-0.5), so along the patches' smooth principal directions the
 true noise variance is 2-5x that on levels 1-4 (about 0.6x on level 0, where the window down-weights the rim):
@@ -40,6 +43,7 @@ import torch
 
 from .bank import PatchBank, patches
 from .content import ContentGuide, ContentLevel
+from .context import ContextTerm, context_term
 from .pyramid import down, noise_factor
 
 ROWS_PER_CHUNK = 4096  # query patches scored at once: bounds the [rows, bank] score matrix
@@ -58,6 +62,7 @@ class PatchLevels:
     candidates: int
     guide: Optional[ContentGuide] = None  # content term per level (photo style transfer), or None
     balance: float = 0.0  # dense levels: discount over-used bank patches (see the module docstring); 0 = off
+    context: float = 0.0  # weight of the coarser level's patch likelihood in each level's logits (context.py)
 
     def to(self, device) -> "PatchLevels":
         """A copy with every tensor on ``device`` (banks are built on the CPU)."""
@@ -96,41 +101,46 @@ def prior_share(bank: PatchBank) -> torch.Tensor:
 
 
 def _dense_logits(bank: PatchBank, coords: torch.Tensor, rows: slice, bias: torch.Tensor, scale: float,
-                  sigma: float, content: Optional[ContentLevel]) -> torch.Tensor:
+                  sigma: float, content: Optional[ContentLevel], context: Optional[ContextTerm]) -> torch.Tensor:
     logits = torch.addmm(bias, coords[rows], bank.coords.T, alpha=scale)  # [n, M]
     if content is not None:
         logits += torch.addmm(content.bank_sq, content.query[rows], content.bank.T, beta=-0.5,
                               alpha=1.0) * content.scale(sigma)
+    if context is not None:
+        logits += context.dense(rows)
     return logits
 
 
 def usage_discount(bank: PatchBank, coords: torch.Tensor, bias: torch.Tensor, scale: float, sigma: float,
-                   content: Optional[ContentLevel], balance: float) -> torch.Tensor:
+                   content: Optional[ContentLevel], balance: float,
+                   context: Optional[ContextTerm] = None) -> torch.Tensor:
     """The balance term [M] subtracted from the logits: ``balance * log(usage_j / (N p_j))`` where that is
     positive, else 0; usage_j = the posterior weight bank patch j receives summed over the N queries, p_j its prior
     share (uniform, or its reference's weight spread over that reference's patches)."""
     usage = coords.new_zeros(bank.size)
     for start in range(0, coords.shape[0], ROWS_PER_CHUNK):
         rows = slice(start, start + ROWS_PER_CHUNK)
-        usage += torch.softmax(_dense_logits(bank, coords, rows, bias, scale, sigma, content), dim=1).sum(0)
+        logits = _dense_logits(bank, coords, rows, bias, scale, sigma, content, context)
+        usage += torch.softmax(logits, dim=1).sum(0)
     return balance * (usage / (coords.shape[0] * prior_share(bank))).clamp_min(1.0).log()
 
 
 def dense_posterior(bank: PatchBank, coords: torch.Tensor, sigma: float, sharpness: float, top: int = 0,
                     content: Optional[ContentLevel] = None, values: Optional[torch.Tensor] = None,
-                    balance: float = 0.0):
+                    balance: float = 0.0, context: Optional[ContextTerm] = None):
     """[N, k] query coordinates -> ([N, V] posterior means of ``values`` [M, V] (default: the centre colours),
-    [N, top] best patch indices or None); ``balance`` > 0 discounts over-used patches first (module docstring)."""
+    [N, top] best patch indices or None); ``balance`` > 0 discounts over-used patches first (module docstring),
+    ``context`` adds the coarser level's term (context.py)."""
     values = bank.centres if values is None else values
     scale = _scale(sigma, sharpness)
     bias = logit_bias(bank, scale)
     if balance > 0:
-        bias = bias - usage_discount(bank, coords, bias, scale, sigma, content, balance)
+        bias = bias - usage_discount(bank, coords, bias, scale, sigma, content, balance, context)
     out = coords.new_empty(coords.shape[0], values.shape[1])
     best = coords.new_empty(coords.shape[0], top, dtype=torch.long) if top else None
     for start in range(0, coords.shape[0], ROWS_PER_CHUNK):
         rows = slice(start, start + ROWS_PER_CHUNK)
-        logits = _dense_logits(bank, coords, rows, bias, scale, sigma, content)
+        logits = _dense_logits(bank, coords, rows, bias, scale, sigma, content, context)
         if top:
             best[rows] = logits.topk(min(top, bank.size), dim=1).indices
         out[rows] = torch.softmax(logits, dim=1) @ values
@@ -180,7 +190,7 @@ def _candidates(parent_best: torch.Tensor, coarse: PatchBank, fine: PatchBank, f
 
 def sparse_posterior(bank: PatchBank, coords: torch.Tensor, index: torch.Tensor, sigma: float,
                      sharpness: float, top: int = 0, content: Optional[ContentLevel] = None,
-                     values: Optional[torch.Tensor] = None):
+                     values: Optional[torch.Tensor] = None, context: Optional[ContextTerm] = None):
     """Posterior means [N, V] of ``values`` (default: centre colours) with the softmax over each query's
     candidates ``index`` [N, K]; with ``top``, also the ``top`` best candidates' patch indices [N, top]."""
     values = bank.centres if values is None else values
@@ -199,6 +209,8 @@ def sparse_posterior(bank: PatchBank, coords: torch.Tensor, index: torch.Tensor,
             cand_c = content.bank[idx]
             logits += (torch.einsum("nk,nck->nc", content.query[rows], cand_c) - 0.5 * content.bank_sq[idx]
                        ) * content.scale(sigma)
+        if context is not None:
+            logits += context.sparse(rows, idx)
         if top:
             best[rows] = idx.gather(1, logits.topk(min(top, idx.shape[1]), dim=1).indices)
         w = torch.softmax(logits, dim=1)
@@ -216,12 +228,17 @@ def _posterior(levels: PatchLevels, x: torch.Tensor, sigma: float, level: int, t
     coords = bank.embed(patches(xl, bank.p, levels.periodic)[0])
     sl = sigma * noise_factor(level)
     content = None if levels.guide is None else levels.guide.levels[level]
+    context = None
+    if levels.context > 0 and level + 1 < len(levels.banks):
+        context = context_term(bank, levels.banks[level + 1], down(xl, 1, levels.periodic), xl.shape[-2:], level,
+                               sigma, levels.sharpness, levels.context, levels.periodic)
     if level >= levels.dense_level():
-        est, best = dense_posterior(bank, coords, sl, levels.sharpness, top, content, values, levels.balance)
+        est, best = dense_posterior(bank, coords, sl, levels.sharpness, top, content, values, levels.balance,
+                                    context)
         return est, best, xl
     _, parent_best, _ = _posterior(levels, x, sigma, level + 1, levels.candidates)
     index = _candidates(parent_best, levels.banks[level + 1], bank, xl.shape[-2:], 2, levels.periodic)
-    est, best = sparse_posterior(bank, coords, index, sl, levels.sharpness, top, content, values)
+    est, best = sparse_posterior(bank, coords, index, sl, levels.sharpness, top, content, values, context)
     return est, best, xl
 
 

@@ -57,6 +57,7 @@ class PatchSpec:
     dense_max: int = 4096  # levels with at most this many patches get a dense posterior
     pca_dims: int = 32
     balance: float = 1.0  # dense levels: discount over-used bank patches by their usage ratio (denoiser.py); 0 = off
+    context: float = 0.0  # weight of the coarser level's patch likelihood in each level's posterior (context.py)
     tileable: bool = False  # periodic output: its left/right and top/bottom edges join seamlessly
     max_reference_pixels: int = MAX_REFERENCE_PIXELS
     content: Optional[torch.Tensor] = field(default=None, compare=False)  # [1, 3, H, W] in [-1, 1]
@@ -86,8 +87,9 @@ def _check(spec: PatchSpec) -> None:
     for name, lo in (("level_sigma", 1e-4), ("sharpness", 1e-4)):
         if not getattr(spec, name) >= lo:
             raise ValueError(f"{who}: {name}={getattr(spec, name)}; expected >= {lo}")
-    if not spec.balance >= 0:
-        raise ValueError(f"{who}: balance={spec.balance}; expected >= 0 (0 = off)")
+    for name in ("balance", "context"):
+        if not (math.isfinite(getattr(spec, name)) and getattr(spec, name) >= 0):
+            raise ValueError(f"{who}: {name}={getattr(spec, name)}; expected a finite number >= 0 (0 = off)")
     if spec.candidates < 1 or spec.dense_max < 16 or spec.pca_dims < 1:
         raise ValueError(f"{who}: candidates={spec.candidates}, dense_max={spec.dense_max}, pca_dims="
                          f"{spec.pca_dims}; expected >= 1, >= 16, >= 1")
@@ -190,11 +192,11 @@ def patch_target(spec: PatchSpec, width: int, height: int, _banks: Optional[_Ban
         guide = content_guide(spec.content, pyr, [b.p for b in bank_list], width, height, depth, spec.tileable,
                               spec.content_weight)
     levels = PatchLevels(bank_list, blocks, spec.level_sigma, spec.sharpness, spec.tileable, spec.dense_max,
-                         spec.candidates, guide, spec.balance)
+                         spec.candidates, guide, spec.balance, spec.context)
     info = {"references": int(spec.images.shape[0]), "reference_size": (int(ref_w), int(ref_h)),
             "reference_scale": banks.scale, "levels": depth + 1, "bank_sizes": [b.size for b in bank_list],
             "patch_sizes": [b.p for b in bank_list],
-            "tileable": spec.tileable, "content": spec.content is not None,
+            "tileable": spec.tileable, "content": spec.content is not None, "context": spec.context,
             "palette": spec.palette, "palette_sigma": spec.palette_sigma}
     name = f"patches of {spec.name}" + (" (tileable)" if spec.tileable else "") + (
         ", content-guided" if guide is not None else "")
