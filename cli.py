@@ -174,9 +174,11 @@ def _cmd_run(runner, args, table) -> int:
 def _cmd_check(runner, args, table) -> int:
     api, _ = _load(runner, args, table)
     overrides = _overrides(runner, args, api, table)
+    paths = _paths(runner, args)
     if overrides:
-        api = runner.apply_overrides(api, overrides, table)
-    order = runner.plan_workflow(api, table, paths=_paths(runner, args))
+        with runner.use_paths(paths):
+            api = runner.apply_overrides(api, overrides, table)
+    order = runner.plan_workflow(api, table, paths=paths)
     log.info("%d of the %d nodes would run: %s", len(order), len(api), ", ".join(order))
     print(f"ok: {len(api)} nodes")
     return 0

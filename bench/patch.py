@@ -365,9 +365,12 @@ def main(argv=None) -> int:
         size, ref_size, seed, threads = map(int, argv[1:5])
         print(json.dumps(one_walk(size, ref_size, seed, threads)))
         return 0
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "BENCHMARKS.md")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
+    parser.add_argument("--quick", action="store_true", help=(
+        "a smoke run (~3 min): 128 px criteria, two seeds, fewer fresh pictures and trade-off rows; its figures "
+        "are not the benchmark's"))
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "BENCHMARKS.md", help=(
+        "the Markdown file whose weight-free section is replaced (default: docs/BENCHMARKS.md)"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     register_pack()

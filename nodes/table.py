@@ -8,6 +8,7 @@ from .interop import WalkGuider, WalkSamplerSelect
 from .references import ReferenceImage
 from .sampler import WalkSampler
 from .style import StyleEncoder
+from .style_files import StyleEncoderLoad, StyleEncoderSave
 from .targets import TargetDistributionMixture
 from .targets_patch import TargetDistributionPatches
 from .targets_checkpoint import TargetDistributionCheckpoint
@@ -23,6 +24,8 @@ NODE_TABLE = {
     **GUIDANCE_NODES,  # GuidanceStepCFG, ...: one per guidance term kind (nodes/guidance.py STEPS)
     "GuidanceStepEnergy": (GuidanceStepEnergy, "Guidance Step: Energy"),
     "StyleEncoder": (StyleEncoder, "Style Encoder"),
+    "StyleEncoderSave": (StyleEncoderSave, "Style Encoder: Save"),
+    "StyleEncoderLoad": (StyleEncoderLoad, "Style Encoder: Load"),
     "ReferenceImage": (ReferenceImage, "Reference Image (procedural)"),
     "TargetDistributionCheckpoint": (TargetDistributionCheckpoint, "Target Distribution (own model)"),
     "TrainWalkModel": (TrainWalkModel, "Train Walk Model"),

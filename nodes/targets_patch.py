@@ -34,7 +34,8 @@ class TargetDistributionPatches:
                 "images": ("IMAGE", {"tooltip": (
                     "The reference pictures (one or several, e.g. from Reference Image or Load Image). Grayscale is "
                     "used as grey RGB; an alpha channel is ignored. References above max_reference_pixels are "
-                    "scaled down first (the bank bound).")}),
+                    "scaled down first (the bank bound). Each must be at least patch_size and fine_patch_size px per "
+                    "side and have finite pixels.")}),
                 "patch_size": ("INT", {"default": 7, "min": 3, "max": 15, "step": 2, "tooltip": (
                     "Patch side in pixels at the coarse pyramid levels (the fourth finest and up, and always the "
                     "coarsest; odd). At level l a patch covers patch_size x 2^l output pixels, so the patch scale "

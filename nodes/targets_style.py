@@ -13,11 +13,15 @@ class TargetDistributionStyle:
     DESCRIPTION = (
         "A target defined by an energy: p(x) proportional to exp(-n E(x) / temperature) times a Gaussian around "
         "mid-grey (or the content image), where E is the style distance to a WALK_STYLE (StyleEncoder) plus "
-        "content_weight times the blurred squared error to the content image -- a FRAME / Julesz-ensemble texture "
-        "model. Its denoiser solves the noisy-picture MAP problem with a fixed number of gradient steps "
-        "(gradient_steps per evaluation, no line search), so the cost of a walk is known in advance: walk "
-        "evaluations x gradient_steps style gradients. Recommended walk: euler_ancestral or langevin (corrector_steps "
-        "2) with about 30 steps; pc works too. Takes its size from WalkSampler (at least 16 px per side).")
+        "spectrum_weight times the distance of its power spectrum to the references' (which keeps the feature "
+        "statistics from being met by per-pixel noise) plus content_weight times the blurred squared error to the "
+        "content image -- a FRAME / Julesz-ensemble texture model. Its denoiser solves the noisy-picture MAP "
+        "problem with a fixed number of gradient steps (gradient_steps per evaluation, no line search), so the cost "
+        "of a walk is known in advance: walk "
+        "evaluations x gradient_steps style gradients. Recommended walk: langevin with corrector_steps 2 and "
+        "about 30 steps (euler_ancestral and pc work too). The random encoder's statistics carry colours and fine "
+        "texture, not shapes: expect coloured clouds, not the reference's objects (for shapes use the patch "
+        "target). Takes its size from WalkSampler (at least 16 px per side).")
     CATEGORY = f"{CATEGORY}/targets"
     RETURN_TYPES = (WALK_TARGET,)
     RETURN_NAMES = ("target",)
@@ -46,6 +50,11 @@ class TargetDistributionStyle:
                 "content_blur": ("FLOAT", {"default": 2.0, "min": 0.0, "max": 64.0, "step": 0.1, "tooltip": (
                     "Gaussian blur (std in pixels of the walk's size) applied to both the content and the picture "
                     "before comparing them, so that only the content's structure is kept; 0 = none.")}),
+                "spectrum_weight": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 100.0, "step": 0.1, "tooltip": (
+                    "Weight of the power-spectrum term: how the picture's variance spreads over spatial frequencies "
+                    "is held to the references' (mean squared log power in 24 frequency rings). Without it (0) the "
+                    "feature statistics are met as well by per-pixel colour noise as by the reference's edges, and "
+                    "the pictures come out noisy. Style codes saved before the pack recorded a spectrum ignore it.")}),
             },
             "optional": {
                 "content": ("IMAGE", {"tooltip": (
@@ -54,7 +63,8 @@ class TargetDistributionStyle:
             },
         }
 
-    def build(self, style, temperature, prior_std, gradient_steps, content_weight, content_blur, content=None):
+    def build(self, style, temperature, prior_std, gradient_steps, content_weight, content_blur,
+              spectrum_weight=1.0, content=None):
         picture = None
         if content is not None:
             picture = image_to_walk(content, f"{WHO}: content")
@@ -64,7 +74,8 @@ class TargetDistributionStyle:
         try:
             spec = StyleEnergySpec(style=style, content=picture, content_weight=float(content_weight),
                                    content_blur=float(content_blur), temperature=float(temperature),
-                                   prior_std=float(prior_std), gradient_steps=gradient_steps)
+                                   prior_std=float(prior_std), gradient_steps=gradient_steps,
+                                   spectrum_weight=float(spectrum_weight))
         except ValueError as error:  # name the node, not the engine function
             raise ValueError(f"{WHO}: {str(error).split(': ', 1)[-1]}") from None
         return (style_energy_target(spec, DEFAULT_SIZE, DEFAULT_SIZE),)

@@ -125,6 +125,27 @@ def test_missing_file_and_bad_set_exit_2(cli, table, tmp_path, folders, capsys):
     assert "cannot use 'wide'" in capsys.readouterr().err
 
 
+def test_set_picks_a_load_image_file_from_the_input_dir(cli, table, tmp_path, folders, capsys):
+    """--set on LoadImage's image names a file of --input-dir (or a subfolder of it), not of ./input."""
+    from PIL import Image
+
+    (tmp_path / "in" / "sub").mkdir()
+    Image.new("RGB", (5, 3), (200, 10, 10)).save(tmp_path / "in" / "red.png")
+    Image.new("RGB", (4, 6), (10, 10, 200)).save(tmp_path / "in" / "sub" / "blue.png")
+    api = {"1": {"class_type": "LoadImage", "inputs": {"image": "absent.png"}},
+           "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "x"}}}
+    src = write(tmp_path, api)
+    for name, size in (("red.png", (5, 3)), ("sub/blue.png", (4, 6))):
+        assert cli.main(["check", src, "--set", f"1.image={name}"] + folders, node_classes=table) == 0
+        assert cli.main(["run", src, "--set", f"1.image={name}", "-q"] + folders, node_classes=table) == 0
+        saved = capsys.readouterr().out.splitlines()[-1]
+        with Image.open(saved) as picture:
+            assert picture.size == size
+    assert cli.main(["run", src, "--set", "1.image=other.png"] + folders, node_classes=table) == 2
+    err = capsys.readouterr().err
+    assert "'other.png' is not a file in" in err and "red.png" in err and "Traceback" not in err
+
+
 def test_node_failure_exits_1(cli, table, tmp_path, folders, capsys):
     api = {"1": {"class_type": "MakeImage", "inputs": {"width": 4, "height": 4, "seed": 0, "color": "red"}},
            "2": {"class_type": "Boom", "inputs": {"image": ["1", 0]}},

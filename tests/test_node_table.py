@@ -54,7 +54,7 @@ def all_inputs():
 INPUTS = list(all_inputs())
 INPUT_IDS = [f"{n}.{name}" for n, _, name, _ in INPUTS]
 # Combos whose choices are the files found at run time (the model folders), tested with a fixture's model.
-FILE_CHOICES = {("TargetDistributionCheckpoint", "model_name")}
+FILE_CHOICES = {("TargetDistributionCheckpoint", "model_name"), ("StyleEncoderLoad", "style_name")}
 COMBOS = [(node_id, name, choice) for node_id, _, name, (kind, _) in INPUTS
           if isinstance(kind, (list, tuple)) and (node_id, name) not in FILE_CHOICES for choice in kind]
 
@@ -72,16 +72,30 @@ def tiny_model_folder(tmp_path_factory):
     return folder
 
 
+@pytest.fixture(scope="module")
+def style_code_folder(tmp_path_factory):
+    """A folder holding one saved style code (as Style Encoder: Save writes them)."""
+    from rwalk.walk_core.style import encode_style, save_style
+
+    folder = tmp_path_factory.mktemp("walk_styles")
+    save_style(encode_style(torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1),
+               folder / "a.safetensors")
+    return folder
+
+
 @pytest.fixture(autouse=True)
 def own_models(request, monkeypatch):
-    """Nodes that read or write own models use temporary folders (the fixture's tiny model is the only one)."""
+    """Nodes that read or write own models or style codes use temporary folders (the fixtures' tiny model and
+    style code are the only ones)."""
     if "node_id" not in request.fixturenames:
         return
-    from rwalk.nodes import model_files
+    from rwalk.nodes import model_files, style_files
 
     folder = request.getfixturevalue("tiny_model_folder")
     monkeypatch.setattr(model_files, "PACK_MODELS", folder)
     monkeypatch.setattr(model_files, "save_dir", lambda: folder / "trained")
+    styles = request.getfixturevalue("style_code_folder")
+    monkeypatch.setattr(style_files, "style_dir", lambda: styles)
 
 
 # ---------------------------------------------------------------- declarations

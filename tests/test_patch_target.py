@@ -155,16 +155,17 @@ def test_tileable_output_is_seamless():
 
 
 def test_content_guidance_keeps_the_photos_structure():
-    style = ref("painting", 64)
-    photo = ref("photo", 64)[None]
+    """Issue 3's goal for photo style transfer, at 128 px: luminance SSIM >= 0.5 with the colour criterion met."""
+    style = ref("painting", 128)
+    photo = ref("photo", 128)[None]
     init = dict(init=photo, denoise=0.7)
-    plain = walk(patch_target(PatchSpec(style[None]), 64, 64), seed=2, steps=16, **init)[0]
-    guided = walk(patch_target(PatchSpec(style[None], content=photo, content_weight=10.0), 64, 64), seed=2,
+    plain = walk(patch_target(PatchSpec(style[None]), 128, 128), seed=2, steps=16, **init)[0]
+    guided = walk(patch_target(PatchSpec(style[None], content=photo, content_weight=10.0), 128, 128), seed=2,
                   steps=16, **init)[0]
     lum = quality.luminance
     s_plain, s_guided = quality.ssim(lum(plain), lum(photo[0])), quality.ssim(lum(guided), lum(photo[0]))
     assert s_guided > s_plain + 0.1, (s_plain, s_guided)
-    assert s_guided > 0.4, s_guided  # 0.50 measured at 64 px / 16 steps; 0.60 at 256 px / 30 steps (bench)
+    assert s_guided >= 0.5, s_guided  # measured 0.554 (seeds 2 and 3); 0.585 at 256 px in the benchmark
     left, right = quality.halves(style)
     assert quality.colour_swd(guided, style) <= 1.5 * quality.colour_swd(left, right)
     assert quality.colour_swd(guided, style) < quality.colour_swd(photo[0], style), "colours move to the style's"
@@ -189,6 +190,15 @@ def test_non_finite_reference_is_refused():
     bad[0, 1, 3, 3] = float("nan")
     with pytest.raises(ValueError, match="non-finite"):
         patch_target(PatchSpec(bad), 32, 32)
+
+
+def test_bad_content_pictures_are_refused_saying_what_is_wrong():
+    photo = ref("photo", 32)[None].clone()
+    with pytest.raises(ValueError, match=r"content of shape \[2, 3, 32, 32\]; expected one RGB picture"):
+        patch_target(PatchSpec(ref()[None], content=photo.repeat(2, 1, 1, 1), content_weight=1.0), 32, 32)
+    photo[0, 0, 4, 4] = float("inf")
+    with pytest.raises(ValueError, match="content picture has non-finite pixels"):
+        patch_target(PatchSpec(ref()[None], content=photo, content_weight=1.0), 32, 32)
 
 
 def test_even_patch_size_and_bad_weights_are_refused():

@@ -118,7 +118,7 @@ def test_a_damaged_or_foreign_file_is_refused_clearly(tmp_path):
     (tmp_path / "cut.safetensors").write_bytes(data[: len(data) // 2])
     with pytest.raises(ValueError, match="not a readable safetensors file"):
         load_style(tmp_path / "cut.safetensors")
-    with pytest.raises(ValueError, match="not a readable safetensors file"):
+    with pytest.raises(FileNotFoundError, match="absent.safetensors.*no such file"):
         load_style(tmp_path / "absent.safetensors")
     from safetensors.torch import save_file
     save_file({"gram.0": torch.zeros(2, 2)}, str(tmp_path / "foreign.safetensors"))
@@ -136,6 +136,26 @@ def test_a_damaged_or_foreign_file_is_refused_clearly(tmp_path):
 
 
 # ---------------------------------------------------------------- vgg19 weights
+
+
+@pytest.mark.parametrize("pictures, match", [
+    (torch.zeros(0, 3, 32, 32), r"empty batch \(0 pictures\)"),
+    (torch.zeros(2, 4, 32, 32), r"shape \[2, 4, 32, 32\]; expected a batch of RGB pictures"),
+    (torch.zeros(3, 32, 32), r"shape \[3, 32, 32\]"),
+    (torch.zeros(2, 3, 8, 8), r"8x8 px is too small; expected at least 16 px per side \(StyleEncoder's images"),
+])
+def test_bad_reference_batches_are_refused_naming_the_input(pictures, match):
+    with pytest.raises(ValueError, match=match):
+        encode_style(pictures)
+
+
+def test_non_finite_reference_pixels_are_refused_naming_the_picture():
+    pictures = torch.cat([picture("dots"), picture("hills"), picture("rings")])
+    pictures[1, 2, 5, 7] = float("nan")
+    pictures[2, 0, 0, 0] = float("inf")
+    with pytest.raises(ValueError, match=r"picture\(s\) \[1, 2\] of 3 have non-finite pixels"):
+        encode_style(pictures)
+    assert all(bool(torch.isfinite(v).all()) for v in encode_style(pictures[:1]).stats.values())
 
 
 def test_vgg19_absent_names_the_file_the_folders_and_how_to_make_it(tmp_path, monkeypatch):

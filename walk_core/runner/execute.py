@@ -112,7 +112,8 @@ def run_workflow(
     ui = copy.deepcopy(ui_workflow) if ui_workflow is not None else None
     prompt = normalize_api(api_prompt) if isinstance(api_prompt, Mapping) else api_prompt
     if overrides:
-        prompt = apply_overrides(prompt, list(overrides), node_classes, ui_workflow=ui)
+        with use_paths(paths):  # choices that list folders (LoadImage's image) list this run's folders
+            prompt = apply_overrides(prompt, list(overrides), node_classes, ui_workflow=ui)
     order = plan_workflow(prompt, node_classes, paths=paths)
     hidden_values = {"PROMPT": prompt, "EXTRA_PNGINFO": {"workflow": ui} if ui is not None else None}
     result = RunResult(prompt=prompt)

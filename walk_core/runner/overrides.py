@@ -1,6 +1,7 @@
 """``--set NODE.INPUT=VALUE`` overrides and ``--seed``: changing input values of a loaded workflow."""
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
@@ -86,6 +87,19 @@ def parse_value(spec: InputSpec, raw: str, node_id: str, class_type: str) -> Any
                         f"this is {article(spec.type)} {spec.type} socket: it takes a link, so it cannot be set to {raw!r}")
 
 
+def _override_value(cls: type, spec: InputSpec, raw: str, node_id: str, class_type: str) -> Any:
+    """parse_value, except that a choice input the class checks itself (named in its VALIDATE_INPUTS, as
+    LoadImage's ``image``: a file in the input folder or a subfolder) takes any text, checked when the
+    workflow is planned -- ComfyUI's rule for such inputs."""
+    try:
+        return parse_value(spec, raw, node_id, class_type)
+    except WorkflowError:
+        custom = getattr(cls, "VALIDATE_INPUTS", None)
+        if spec.is_combo and custom is not None and spec.name in inspect.signature(custom).parameters:
+            return raw.strip()
+        raise
+
+
 def apply_overrides(api_prompt: Mapping[str, Any], overrides: Iterable[str], node_classes: Mapping[str, type],
                     *, ui_workflow: Optional[dict] = None) -> Dict[str, Any]:
     """A copy of ``api_prompt`` with each ``"NODE.INPUT=VALUE"`` applied (a value replaces a link).
@@ -106,7 +120,7 @@ def apply_overrides(api_prompt: Mapping[str, Any], overrides: Iterable[str], nod
             raise WorkflowError(node_id, class_type, name,
                                 f"cannot set {raw!r}: {class_type} has no input {name!r}; its inputs are: "
                                 f"{', '.join(specs) or '(none)'}")
-        value = parse_value(specs[name], raw, node_id, class_type)
+        value = _override_value(cls, specs[name], raw, node_id, class_type)
         inputs = prompt[node_id].setdefault("inputs", {})
         if is_link(inputs.get(name)):
             log.info("node %s (%s): input %r was linked to node %s; using %r instead",

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Sequence, Tuple, Union
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import torch
 
 from .clip_vision import NAME as CLIP_VISION, rebuild as rebuild_clip_vision
 from .encoders import Encoder, build_encoder
+from .spectrum import BINS, log_spectrum
 from .statistics import KINDS, PROJECTIONS, QUANTILES, STATISTICS, projections, relative_distance, statistics_of
 
 FORMAT = "rwalk.style"
@@ -23,7 +24,9 @@ class StyleCode:
 
     ``stats`` maps ``{kind}.{layer}`` (kind: gram, mean, std, swd) to the weighted average over the references
     (no batch dimension); ``proj`` holds the sliced-Wasserstein directions per layer (``proj.{layer}``).
-    ``encoder`` is the network the statistics came from (rebuilt from ``encoder_name``/``encoder_config``)."""
+    ``encoder`` is the network the statistics came from (rebuilt from ``encoder_name``/``encoder_config``).
+    ``spectrum`` is the references' log radial power spectrum [BINS] (style/spectrum.py; None in codes saved
+    before it existed)."""
 
     encoder_name: str
     encoder_config: Dict[str, Any] = field(compare=False)
@@ -32,6 +35,7 @@ class StyleCode:
     stats: Dict[str, torch.Tensor] = field(compare=False, repr=False)
     proj: Dict[str, torch.Tensor] = field(compare=False, repr=False)
     encoder: Encoder = field(compare=False, repr=False)
+    spectrum: Optional[torch.Tensor] = field(default=None, compare=False, repr=False)
 
     @property
     def layers(self) -> int:
@@ -43,8 +47,9 @@ class StyleCode:
     def to(self, device=None, dtype=None) -> "StyleCode":
         """A copy with fresh (never inference-mode) tensors on ``device``/``dtype``."""
         move = lambda d: {k: v.to(device=device, dtype=dtype).clone() for k, v in d.items()}  # noqa: E731
+        spectrum = None if self.spectrum is None else self.spectrum.to(device=device, dtype=dtype).clone()
         return StyleCode(self.encoder_name, dict(self.encoder_config), self.statistics, self.weights,
-                         move(self.stats), move(self.proj), self.encoder.to(device, dtype))
+                         move(self.stats), move(self.proj), self.encoder.to(device, dtype), spectrum)
 
 
 def _weights(weights: Sequence[float] | None, n: int, who: str) -> Tuple[float, ...]:
@@ -70,8 +75,16 @@ def encode_style(pictures: torch.Tensor, encoder: Union[str, Encoder] = "random"
                          "expected encoder_config only with an encoder name")
     if statistics not in STATISTICS:
         raise ValueError(f"{who}: statistics={statistics!r}; expected one of {', '.join(STATISTICS)}")
-    if not isinstance(pictures, torch.Tensor) or pictures.ndim != 4 or pictures.shape[0] < 1:
-        raise ValueError(f"{who}: pictures {getattr(pictures, 'shape', pictures)}; expected [N, 3, H, W]")
+    if not isinstance(pictures, torch.Tensor) or pictures.ndim != 4 or pictures.shape[1] != 3:
+        shown = list(pictures.shape) if isinstance(pictures, torch.Tensor) else type(pictures).__name__
+        raise ValueError(f"{who}: images of shape {shown}; expected a batch of RGB pictures [N, 3, H, W]")
+    if pictures.shape[0] < 1:
+        raise ValueError(f"{who}: images is an empty batch (0 pictures); expected at least one reference picture")
+    finite = torch.isfinite(pictures.flatten(1)).all(1)
+    if not bool(finite.all()):
+        bad = [i for i, ok in enumerate(finite.tolist()) if not ok]
+        raise ValueError(f"{who}: images picture(s) {bad} of {pictures.shape[0]} have non-finite pixels (NaN or inf); "
+                         "expected finite values (pictures in [0, 1], walk space [-1, 1])")
     w = _weights(weights, pictures.shape[0], who)
     net = encoder if isinstance(encoder, Encoder) else build_encoder(encoder, encoder_config, search_dirs)
     with torch.no_grad():  # one picture at a time: a picture's statistics never depend on its batch
@@ -85,7 +98,7 @@ def encode_style(pictures: torch.Tensor, encoder: Union[str, Encoder] = "random"
         for i in range(1, len(per_picture)):
             acc = acc + per_picture[i][key][0] * w[i]
         stats[key] = acc.contiguous()
-    return StyleCode(net.name, net.config(), statistics, w, stats, proj, net)
+    return StyleCode(net.name, net.config(), statistics, w, stats, proj, net, log_spectrum(pictures, w))
 
 
 def style_distance(code: StyleCode, x: torch.Tensor) -> torch.Tensor:
@@ -105,6 +118,8 @@ def save_style(code: StyleCode, path: Path | str) -> Path:
     from safetensors.torch import save_file
 
     tensors = {k: v.detach().float().contiguous().cpu() for k, v in {**code.stats, **code.proj}.items()}
+    if code.spectrum is not None:
+        tensors["spectrum"] = code.spectrum.detach().float().contiguous().cpu()
     metadata = {"format": FORMAT, "version": VERSION, "encoder": code.encoder_name,
                 "encoder_config": json.dumps(code.encoder_config), "statistics": code.statistics,
                 "weights": json.dumps(list(code.weights))}
@@ -121,6 +136,8 @@ def load_style(path: Path | str, search_dirs: Sequence[Path | str] = (), clip_vi
     from safetensors import SafetensorError, safe_open
 
     who = f"load_style ({path})"
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{who}: no such file; expected a style code written by save_style (.safetensors)")
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
@@ -151,6 +168,9 @@ def load_style(path: Path | str, search_dirs: Sequence[Path | str] = (), clip_vi
               "swd": lambda c: (PROJECTIONS, QUANTILES), "proj": lambda c: (c, PROJECTIONS)}
     kinds = KINDS[statistics] + (("proj",) if "swd" in KINDS[statistics] else ())
     expected = {f"{kind}.{i}": shapes[kind](c) for i, c in enumerate(channels) for kind in kinds}
+    spectrum = tensors.pop("spectrum", None)  # absent from codes saved before it existed
+    if spectrum is not None and tuple(spectrum.shape) != (BINS,):
+        raise ValueError(f"{who}: key spectrum has shape {tuple(spectrum.shape)}; expected ({BINS},)")
     missing = [k for k in expected if k not in tensors]
     extra = [k for k in tensors if k not in expected]
     if missing or extra:
@@ -161,4 +181,4 @@ def load_style(path: Path | str, search_dirs: Sequence[Path | str] = (), clip_vi
             raise ValueError(f"{who}: key {key} has shape {tuple(tensors[key].shape)}; expected {shape}")
     stats = {k: v for k, v in tensors.items() if not k.startswith("proj.")}
     proj = {k: v for k, v in tensors.items() if k.startswith("proj.")}
-    return StyleCode(encoder, config, statistics, weights, stats, proj, net)
+    return StyleCode(encoder, config, statistics, weights, stats, proj, net, spectrum)

@@ -56,8 +56,8 @@ def check_size(x: torch.Tensor, who: str) -> None:
     if x.ndim != 4 or x.shape[1] != 3:
         raise ValueError(f"{who}: pictures of shape {tuple(x.shape)}; expected [B, 3, H, W]")
     if min(x.shape[-2:]) < MIN_SIZE:
-        raise ValueError(f"{who}: a picture of {x.shape[-1]}x{x.shape[-2]} px is too small; "
-                         f"expected at least {MIN_SIZE} px per side")
+        raise ValueError(f"{who}: a picture of {x.shape[-1]}x{x.shape[-2]} px is too small; expected at least "
+                         f"{MIN_SIZE} px per side (StyleEncoder's images, or the walk's width and height)")
 
 
 class Encoder:

@@ -1,10 +1,14 @@
 """A target defined by an energy of style statistics (and optionally a content picture).
 
-    p(x)  proportional to  exp(-n E(x) / T) * N(x; m, s^2 I),    E(x) = style_distance(code, x) + w E_c(x)
+    p(x)  proportional to  exp(-n E(x) / T) * N(x; m, s^2 I),
+    E(x) = style_distance(code, x) + u spectrum_distance(code, x) + w E_c(x)
 
 over pictures x [3, H, W] in [-1, 1] with n = 3 H W values. E is the style distance to a WALK_STYLE (the mean
-over layers and statistics of relative squared distances, walk_core/style) plus ``content_weight`` w times
-the blurred squared error to a content picture (guidance/energy.py ContentEnergy); both are averages, so
+over layers and statistics of relative squared distances, walk_core/style), plus ``spectrum_weight`` u times
+the distance of x's radial power spectrum to the references' (walk_core/style/spectrum.py: the feature
+statistics alone are matched as well by dense per-pixel noise as by the reference's sharp edges, and the
+Gaussian factor below is white, so without it the pictures come out as colour noise), plus ``content_weight``
+w times the blurred squared error to a content picture (guidance/energy.py ContentEnergy); all are averages, so
 n E / T makes the temperature T a per-value one that means the same at every size. This is a FRAME /
 Julesz-ensemble model of texture (Zhu, Wu & Mumford 1998; Lu, Zhu & Wu 2016 with CNN filters): T -> 0
 concentrates on the pictures whose statistics match the code. The Gaussian factor (mean m = the content
@@ -44,6 +48,7 @@ import torch.nn.functional as F
 
 from ..guidance.energy import STYLE_MAX_STEP, ContentEnergy, gaussian_blur
 from ..style import StyleCode, style_distance
+from ..style.spectrum import spectrum_distance
 from ..style.encoders import MIN_SIZE
 from .base import WalkTarget
 
@@ -69,6 +74,7 @@ class StyleEnergySpec:
     content: Optional[torch.Tensor] = field(default=None, compare=False, repr=False)
     content_weight: float = 1.0  # used only with a content picture
     content_blur: float = 2.0
+    spectrum_weight: float = 1.0  # the power-spectrum term; 0 = off (codes saved without a spectrum: off)
     temperature: float = 0.01
     prior_std: float = 0.25
     gradient_steps: int = 8
@@ -82,7 +88,7 @@ class StyleEnergySpec:
         _positive("temperature", self.temperature)
         _positive("prior_std", self.prior_std)
         _positive("max_step", self.max_step)
-        for name in ("content_weight", "content_blur"):
+        for name in ("content_weight", "content_blur", "spectrum_weight"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value)
                                                                                      and value >= 0):
@@ -162,8 +168,8 @@ class StyleEnergy:
                              "(the target's size)")
 
     def terms(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
-        """Per-item parts of E, each [B]: style distance, range, content error (with a content picture) and
-        energy = style + range + w content. Differentiable in x."""
+        """Per-item parts of E, each [B]: style distance, range, spectrum distance (when on), content error
+        (with a content picture) and energy = style + range + u spectrum + w content. Differentiable in x."""
         self.check(x, f"{WHO} energy")
         code, content, _ = self.on(x)
         return self._terms(code, content, x)
@@ -175,6 +181,9 @@ class StyleEnergy:
             seen = F.pad(x, (margin, margin, margin, margin), mode="circular")
         out = {"style": style_distance(code, seen), "range": outside_range(x)}
         out["energy"] = out["style"] + out["range"]
+        if self.spec.spectrum_weight > 0 and code.spectrum is not None:  # periodic FFT: x itself, tileable or not
+            out["spectrum"] = spectrum_distance(x, code.spectrum)
+            out["energy"] = out["energy"] + self.spec.spectrum_weight * out["spectrum"]
         if content is not None:
             out["content"] = content(x)
             out["energy"] = out["energy"] + self.spec.content_weight * out["content"]
@@ -244,6 +253,10 @@ def style_energy_target(spec: StyleEnergySpec, width: int, height: int) -> WalkT
         if isinstance(value, bool) or not isinstance(value, int) or not MIN_SIZE <= value <= MAX_SIZE:
             raise ValueError(f"{WHO}: {name}={value!r}; expected an integer {MIN_SIZE}..{MAX_SIZE} (the style "
                              f"encoder needs at least {MIN_SIZE} px per side)")
+    if spec.spectrum_weight > 0 and spec.style.spectrum is None:
+        log.warning("%s: the style code has no power spectrum (saved before the pack recorded one), so "
+                    "spectrum_weight=%g has no effect; encode the references again to use it", WHO,
+                    spec.spectrum_weight)
     energy = StyleEnergy(spec, width, height)
     name = f"style energy ({spec.style.encoder_name}, {spec.style.statistics}, T={spec.temperature:g}" + (
         f", content weight {spec.content_weight:g})" if spec.content is not None else ")")
@@ -260,5 +273,6 @@ def style_energy_target(spec: StyleEnergySpec, width: int, height: int) -> WalkT
         energy=energy.negative_log_density,
         info={"source": "style energy", "terms": energy.terms, "count": energy.count,
               "gradient_steps": spec.gradient_steps, "temperature": spec.temperature,
-              "prior_std": spec.prior_std, "content_weight": spec.content_weight},
+              "prior_std": spec.prior_std, "content_weight": spec.content_weight,
+              "spectrum_weight": spec.spectrum_weight},
     )

@@ -95,8 +95,10 @@ def _check(spec: PatchSpec) -> None:
                          f"{spec.pca_dims}; expected >= 1, >= 16, >= 1")
     if spec.content is not None:
         c = spec.content
-        if c.ndim != 4 or c.shape[0] != 1 or c.shape[1] != 3 or not bool(torch.isfinite(c).all()):
-            raise ValueError(f"{who}: content {tuple(c.shape)}; expected one finite RGB picture [1, 3, H, W]")
+        if c.ndim != 4 or c.shape[0] != 1 or c.shape[1] != 3:
+            raise ValueError(f"{who}: content of shape {list(c.shape)}; expected one RGB picture [1, 3, H, W]")
+        if not bool(torch.isfinite(c).all()):
+            raise ValueError(f"{who}: the content picture has non-finite pixels (NaN or inf); expected finite values")
     if spec.content_weight < 0:
         raise ValueError(f"{who}: content_weight={spec.content_weight}; expected >= 0")
     if not 0 <= spec.palette <= MAX_WEIGHT:
