@@ -1,12 +1,13 @@
 """Inside a real ComfyUI (opt-in): the pack loads, its nodes are listed, every shipped workflow runs.
 
 Set ``WALK_COMFYUI`` to a ComfyUI checkout (and ``WALK_COMFYUI_PYTHON`` to its interpreter when it is
-not ``<checkout>/venv/bin/python``). The test makes a random-weight SD1.5-family checkpoint with ComfyUI's own
-code (tests/comfyui_checkpoint.py) in a temporary folder, starts ComfyUI on loopback with ``--base-directory``
+not ``<checkout>/venv/bin/python``). The test makes a random-weight SD1.5-family checkpoint and a random-weight
+CLIP vision model with ComfyUI's own code (tests/comfyui_checkpoint.py, tests/comfyui_clip_vision.py) in a
+temporary folder, starts ComfyUI on loopback with ``--base-directory``
 in that folder, whose ``custom_nodes/`` links to this pack (the checkout is not touched), queues every file of
 workflows/ and workflows/comfyui/ through ``cli.py run --server`` at small sizes, walks the checkpoint under
 every prediction type and with ComfyUI's own model patches, checks that an interrupt stops a walk within a
-step, and stops the server. Nothing it creates is kept. Without the variable the test is skipped: the
+step, encodes, saves, loads and guides with a style of the CLIP vision model, and stops the server. Nothing it creates is kept. Without the variable the test is skipped: the
 weight-free workflows run headless in test_workflows.py, the MODEL adapters on stand-ins in test_comfy_model.py.
 """
 from __future__ import annotations
@@ -31,6 +32,7 @@ CHECKOUT = os.environ.get("WALK_COMFYUI")
 pytestmark = pytest.mark.skipif(not CHECKOUT, reason="set WALK_COMFYUI to a ComfyUI checkout to run")
 PACK_NODES = tuple(NODE_CLASS_MAPPINGS)  # every node of the pack
 CHECKPOINT = "random_sd15.safetensors"
+CLIP_VISION = "random_vitl.safetensors"
 
 
 def _free_port() -> int:
@@ -48,6 +50,10 @@ def comfyui(tmp_path_factory):
     made = subprocess.run([python, str(ROOT / "tests" / "comfyui_checkpoint.py"), "--comfyui", str(checkout),
                            "--out", str(base / "models" / "checkpoints" / CHECKPOINT)],
                           capture_output=True, text=True, timeout=600)
+    assert made.returncode == 0, made.stderr[-3000:]
+    made = subprocess.run([python, str(ROOT / "tests" / "comfyui_clip_vision.py"), "--comfyui", str(checkout),
+                           "--out", str(base / "models" / "clip_vision" / CLIP_VISION)],
+                          capture_output=True, text=True, timeout=600, cwd=ROOT / "tests")
     assert made.returncode == 0, made.stderr[-3000:]
     (base / "custom_nodes" / "comfyui-random-walk").symlink_to(ROOT, target_is_directory=True)
     port = _free_port()
@@ -232,3 +238,43 @@ def test_tiled_grid_on_a_model_inside_comfyui(comfyui):
     result = _wait(url, _queue(url, prompt))
     assert result["status"]["status_str"] == "success", result["status"]
     assert result["outputs"]["9"]["images"] and result["outputs"]["7"]["images"]
+
+
+# -- StyleEncoder on a real CLIP_VISION ------------------------------------------------------------------------
+def _node(node_id: str, **chosen) -> dict:
+    """A pack node's prompt entry: its required widget inputs at their defaults, with ``chosen`` ones set."""
+    declared = NODE_CLASS_MAPPINGS[node_id].INPUT_TYPES()["required"]
+    inputs = {name: spec[1].get("default", spec[0][0] if isinstance(spec[0], list) else None)
+              for name, spec in declared.items()}
+    inputs = {k: v for k, v in inputs.items() if v is not None}
+    return {"class_type": node_id, "inputs": {**inputs, **chosen}}
+
+
+def test_clip_vision_style_encodes_saves_loads_and_guides_inside_comfyui(comfyui):
+    """A CLIP_VISION from ComfyUI's own Load CLIP Vision (random ViT-L/14 weights) through StyleEncoder, Style
+    Encoder: Save, Style Encoder: Load (which needs the same model) and a style-guided patch walk."""
+    url, _, base = comfyui
+    encode = {"1": _node("ReferenceImage", reference="stained_glass", width=64, height=48),
+              "2": {"class_type": "CLIPVisionLoader", "inputs": {"clip_name": CLIP_VISION}},
+              "3": _node("StyleEncoder", images=["1", 0], clip_vision=["2", 0], statistics="mean_std"),
+              "4": _node("StyleEncoderSave", style=["3", 0], name="clip_style")}
+    result = _wait(url, _queue(url, encode), timeout=600)
+    assert result["status"]["status_str"] == "success", result["status"]
+    assert (base / "models" / "walk_styles" / "clip_style.safetensors").is_file()
+    walk = {"1": _node("ReferenceImage", reference="marble", width=32, height=32),
+            "2": {"class_type": "CLIPVisionLoader", "inputs": {"clip_name": CLIP_VISION}},
+            "3": _node("StyleEncoderLoad", style_name="clip_style.safetensors", clip_vision=["2", 0]),
+            "4": _node("TargetDistributionPatches", images=["1", 0]),
+            "5": _node("GuidanceStepEnergy", energy="style", style=["3", 0]),
+            "6": _node("WalkSampler", target=["4", 0], guidance=["5", 0], walk="euler_ancestral", steps=2, width=32,
+                       height=32, trajectory_every=0),
+            "7": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": "clip_style"}}}
+    result = _wait(url, _queue(url, walk), timeout=600)
+    assert result["status"]["status_str"] == "success", result["status"]
+    assert result["outputs"]["7"]["images"]
+    del walk["3"]["inputs"]["clip_vision"]  # the code cannot be used without its model: a clear error
+    walk["6"]["inputs"]["seed"] = 1
+    result = _wait(url, _queue(url, walk), timeout=600)
+    assert result["status"]["status_str"] == "error"
+    error = next(m[1] for m in result["status"]["messages"] if m[0] == "execution_error")
+    assert "made with a CLIP vision model" in error["exception_message"], error["exception_message"]
