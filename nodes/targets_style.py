@@ -17,11 +17,11 @@ class TargetDistributionStyle:
         "statistics from being met by per-pixel noise) plus content_weight times the blurred squared error to the "
         "content image -- a FRAME / Julesz-ensemble texture model. Its denoiser solves the noisy-picture MAP "
         "problem with a fixed number of gradient steps (gradient_steps per evaluation, no line search), so the cost "
-        "of a walk is known in advance: walk "
-        "evaluations x gradient_steps style gradients. Recommended walk: langevin with corrector_steps 2 and "
-        "about 30 steps (euler_ancestral and pc work too). The random encoder's statistics carry colours and fine "
-        "texture, not shapes: expect coloured clouds, not the reference's objects (for shapes use the patch "
-        "target). Takes its size from WalkSampler (at least 16 px per side).")
+        "of a walk is known in advance: walk evaluations x gradient_steps style gradients. Recommended walk: "
+        "langevin with corrector_steps 2 and about 30 steps (euler_ancestral and pc work too). The random "
+        "encoder's statistics carry colours and fine texture, not shapes: expect coloured clouds, not the "
+        "reference's objects (for shapes use the patch target). Takes its size from WalkSampler (at least 16 px "
+        "per side).")
     CATEGORY = f"{CATEGORY}/targets"
     RETURN_TYPES = (WALK_TARGET,)
     RETURN_NAMES = ("target",)

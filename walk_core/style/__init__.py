@@ -2,7 +2,8 @@
 
 ``encoders`` -- the feature extractors (``ENCODERS``: ``random``, ``vgg19``); ``clip_vision`` -- an encoder
 around a CLIP vision model the caller supplies (ComfyUI's CLIP_VISION; not in ENCODERS); ``statistics`` -- Gram
-matrices, channel mean/std and sliced-Wasserstein quantiles per layer; ``code`` -- the StyleCode value,
+matrices, channel mean/std and sliced-Wasserstein quantiles per layer; ``spectrum`` -- the pictures' radial power
+spectrum (the style-energy target's guard against per-pixel noise); ``code`` -- the StyleCode value,
 its differentiable distance, and safetensors save/load. No ComfyUI imports.
 """
 from .clip_vision import ClipVisionEncoder
