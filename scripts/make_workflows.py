@@ -258,6 +258,7 @@ WORKFLOWS = {
 }
 
 CHECKPOINT = "v1-5-pruned-emaonly.safetensors"  # the usual SD1.5 file name; pick yours in the editor
+CLIP_VISION = "CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors"  # the usual IP-Adapter file name; pick yours
 
 
 def sd_base(prompt: str, negative: str = "blurry, low quality, deformed", **target):
@@ -306,6 +307,25 @@ COMFY_WORKFLOWS = {
             (7, "SaveImage", (1560, 80), {"filename_prefix": "sd_style"}),
         ], [(8, 0, 9, "images"), (9, 0, 10, "style"), (5, 0, 10, "guidance"), (10, 0, 6, "guidance"),
             (4, 0, 6, "target"), (6, 0, 7, "images")], decode_scale="1/2"),
+    "clip_vision_style_patches": lambda: workflow(
+        "Random walk: a patch target steered by a style measured with a CLIP vision model", [
+            (1, "ReferenceImage", (40, 60), {"reference": "marble", "width": 256, "height": 256, "seed": 0}),
+            (6, "ReferenceImage", (40, 380), {"reference": "stained_glass", "width": 224, "height": 224,
+                                              "seed": 0}),
+            (9, "CLIPVisionLoader", (40, 700), {"clip_name": CLIP_VISION}),
+            (2, "TargetDistributionPatches", (420, 60), {}),
+            (7, "StyleEncoder", (420, 380), {"statistics": "mean_std"}),
+            (8, "GuidanceStepEnergy", (420, 700), {"energy": "style", "weight": 1.5, "steps": 1,
+                                                  "start_percent": 0.0, "end_percent": 0.9}),
+            (10, "Note", (40, 880), {"text": "Needs a CLIP vision model in models/clip_vision (CLIP, SigLIP or "
+                                             "DINOv2, e.g. the ones IP-Adapter uses). StyleEncoder then measures "
+                                             "the style on that model's patch tokens; the guidance runs the "
+                                             "model at every guided step (a GPU helps). Add Style Encoder: "
+                                             "Save after StyleEncoder to keep the style for later."}),
+            (3, "WalkSampler", (800, 80), patch_sampler(width=192, height=192)),
+            (4, "SaveImage", (1180, 80), {"filename_prefix": "clip_style"}),
+        ], [(1, 0, 2, "images"), (6, 0, 7, "images"), (9, 0, 7, "clip_vision"), (7, 0, 8, "style"),
+            (8, 0, 3, "guidance"), (2, 0, 3, "target"), (3, 0, 4, "images")], stack=True),
     "sd_img2img_walk": lambda: sd_workflow(
         "Random walk on a Stable Diffusion checkpoint: image to image", "an impressionist landscape, thick "
         "brush strokes", [
@@ -390,7 +410,9 @@ def diagram(path: Path) -> Path:
         for row, start in enumerate(range(0, min(len(label), 3 * chars), chars)):
             draw.text((box[i][0] + 4, box[i][1] + 4 + 11 * row), label[start:start + chars], fill=(240, 240, 240))
     draw.text((8, 6), data["extra"]["title"][:110], fill=(240, 240, 240))
-    draw.text((8, 22), "needs ComfyUI and a Stable Diffusion checkpoint (blue: this pack's nodes)", fill=(200, 200, 120))
+    kinds = {n["type"] for n in nodes.values()}
+    needs = "a Stable Diffusion checkpoint" if "CheckpointLoaderSimple" in kinds else "a CLIP vision model"
+    draw.text((8, 22), f"needs ComfyUI and {needs} (blue: this pack's nodes)", fill=(200, 200, 120))
     out = path.with_suffix(".jpg")
     img.save(out, quality=90)
     return out

@@ -119,6 +119,8 @@ def small_sd(api: dict) -> list[str]:
         kind = node["class_type"]
         if kind == "CheckpointLoaderSimple":
             sets.append(f"{node_id}.ckpt_name={CHECKPOINT}")
+        if kind == "CLIPVisionLoader":
+            sets.append(f"{node_id}.clip_name={CLIP_VISION}")
         if kind in ("WalkSampler", "EmptyLatentImage", "ReferenceImage", "WalkWander"):
             sets += [f"{node_id}.width=64", f"{node_id}.height=64"]
         if kind == "BasicScheduler":

@@ -15,7 +15,8 @@ from rwalk.walk_core.runner import IO_NODE_CLASSES, RunnerPaths, load_workflow, 
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = sorted((ROOT / "workflows").glob("*.json"))
-COMFY_WORKFLOWS = sorted((ROOT / "workflows" / "comfyui").glob("*.json"))  # need ComfyUI and a checkpoint
+COMFY_WORKFLOWS = sorted((ROOT / "workflows" / "comfyui").glob("*.json"))  # need ComfyUI and its model files
+COMFY_LOADERS = {"CheckpointLoaderSimple", "CLIPVisionLoader"}  # each of those workflows starts from one
 
 
 def load_cli():
@@ -123,7 +124,8 @@ def test_comfyui_workflow_is_ui_format_and_headless_names_the_nodes_it_needs(pat
     assert "nodes" in data and "links" in data
     assert path.with_suffix(".jpg").is_file(), f"{path.name} needs a .jpg thumbnail beside it"
     kinds = {n["type"] for n in data["nodes"]} - {"Note", "MarkdownNote"}
-    assert "CheckpointLoaderSimple" in kinds and kinds & set(NODE_CLASS_MAPPINGS)
+    loaders = kinds & COMFY_LOADERS
+    assert loaders and kinds & set(NODE_CLASS_MAPPINGS)
     for node in data["nodes"]:  # the pack's nodes hold exactly their declared widgets
         if node["type"] in NODE_CLASS_MAPPINGS:
             declared = NODE_CLASS_MAPPINGS[node["type"]].INPUT_TYPES()
@@ -132,5 +134,5 @@ def test_comfyui_workflow_is_ui_format_and_headless_names_the_nodes_it_needs(pat
                        if isinstance(spec[0], (list, tuple)) or spec[0] in ("INT", "FLOAT", "STRING", "BOOLEAN")]
             seeds = sum(bool(spec[1].get("control_after_generate")) for spec in widgets if len(spec) > 1)
             assert len(node["widgets_values"]) == len(widgets) + seeds, node["type"]
-    with pytest.raises(WorkflowError, match="CheckpointLoaderSimple.*--server"):
+    with pytest.raises(WorkflowError, match=f"({'|'.join(sorted(loaders))}).*--server"):
         load_workflow(path, node_table())
