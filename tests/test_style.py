@@ -167,6 +167,14 @@ def test_vgg19_absent_names_the_file_the_folders_and_how_to_make_it(tmp_path, mo
     assert "save_file" in text and "torchvision" in text
 
 
+def test_the_weights_folder_says_how_to_make_vgg19_as_the_error_does():
+    from rwalk.walk_core.style.encoders import MAKE_VGG19, PACK_WEIGHTS_DIR
+
+    readme = (PACK_WEIGHTS_DIR / "README.md").read_text()
+    code = [line.strip() for line in MAKE_VGG19.splitlines()[1:]]  # after "make it once ...:"
+    assert len(code) == 3 and all(line in readme for line in code), code
+
+
 def test_vgg19_from_a_random_safetensors_file_loads_and_runs(tmp_path, monkeypatch):
     monkeypatch.setattr(encoders, "PACK_WEIGHTS_DIR", tmp_path / "pack")
     write_random_vgg19(tmp_path / VGG19_FILE)  # found in the extra (ComfyUI) folder
