@@ -51,6 +51,11 @@ def parse_weights(text: str, n: int, who: str) -> Tuple[float, ...]:
     return weights
 
 
+def wrap_clip_vision(clip_vision: Any, who: str) -> ClipVisionEncoder:
+    """A CLIP_VISION input as a style encoder (its weights loaded onto their device before each forward)."""
+    return ClipVisionEncoder.wrap(clip_vision, comfy_loader(clip_vision), who=f"{who}: clip_vision")
+
+
 class StyleEncoder:
     DESCRIPTION = (
         "Style statistics of one or several reference pictures (weighted): per layer of a feature encoder, "
@@ -96,7 +101,7 @@ class StyleEncoder:
         pictures = image_to_walk(images, "StyleEncoder: images")  # [N, 3, H, W] in [-1, 1]
         w = parse_weights(weights, pictures.shape[0], "StyleEncoder")
         if clip_vision is not None:
-            net = ClipVisionEncoder.wrap(clip_vision, comfy_loader(clip_vision), who="StyleEncoder: clip_vision")
+            net = wrap_clip_vision(clip_vision, "StyleEncoder")
             return (encode_style(pictures, net, statistics, w),)
         config = {"seed": int(encoder_seed)} if encoder == "random" else {}
         return (encode_style(pictures, encoder, statistics, w, config, search_dirs=comfy_weight_dirs()),)

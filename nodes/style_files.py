@@ -10,7 +10,7 @@ from typing import List
 
 from ..walk_core.runner.paths import current_paths, resolve_inside
 from ..walk_core.style import load_style, save_style
-from .style import comfy_loader, comfy_weight_dirs
+from .style import comfy_weight_dirs, wrap_clip_vision
 from .types import CATEGORY, WALK_STYLE
 
 log = logging.getLogger(__name__)
@@ -118,8 +118,5 @@ class StyleEncoderLoad:
             raise FileNotFoundError(f"{who}: style_name={style_name!r} is not a file in {style_dir()}; found: "
                                     f"{', '.join(found) or 'none'}")
         if clip_vision is not None:
-            from ..walk_core.style import ClipVisionEncoder  # noqa: PLC0415
-
-            model = ClipVisionEncoder.wrap(clip_vision, comfy_loader(clip_vision), who=f"{who}: clip_vision")
-            return (load_style(path, clip_vision=model),)
+            return (load_style(path, clip_vision=wrap_clip_vision(clip_vision, who)),)
         return (load_style(path, search_dirs=comfy_weight_dirs()),)

@@ -29,9 +29,8 @@ def _rings(height: int, width: int, device) -> torch.Tensor:
     return rings
 
 
-def ring_power(x: torch.Tensor) -> torch.Tensor:
-    """Mean power per frequency ring of each picture x [B, C, H, W] (channels averaged), [B, BINS];
-    differentiable. Rings no frequency falls into (pictures under 2 * BINS px) get 0."""
+def _ring_power_and_count(x: torch.Tensor):
+    """Mean power per ring of each picture, [B, BINS], and how many coefficients each ring holds, [BINS]."""
     if x.ndim != 4 or min(x.shape[-2:]) < 2:
         raise ValueError(f"spectrum: pictures of shape {list(x.shape)}; expected [B, C, H, W] with H, W >= 2")
     b, _, h, w = x.shape
@@ -40,7 +39,13 @@ def ring_power(x: torch.Tensor) -> torch.Tensor:
     rings = _rings(h, w, x.device)
     total = x.new_zeros(b, BINS + 1).index_add_(1, rings, power)
     count = x.new_zeros(BINS + 1).index_add_(0, rings, torch.ones_like(rings, dtype=x.dtype))
-    return (total / count.clamp_min(1))[:, :BINS]
+    return (total / count.clamp_min(1))[:, :BINS], count[:BINS]
+
+
+def ring_power(x: torch.Tensor) -> torch.Tensor:
+    """Mean power per frequency ring of each picture x [B, C, H, W] (channels averaged), [B, BINS];
+    differentiable. Rings no frequency falls into (pictures under 2 * BINS px) get 0."""
+    return _ring_power_and_count(x)[0]
 
 
 def log_spectrum(pictures: torch.Tensor, weights: Sequence[float]) -> torch.Tensor:
@@ -53,13 +58,6 @@ def log_spectrum(pictures: torch.Tensor, weights: Sequence[float]) -> torch.Tens
 def spectrum_distance(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean over rings of the squared log-power difference of each picture x [B, C, H, W] to ``target``
     [BINS], [B]; differentiable. Rings empty at x's size are skipped."""
-    power = ring_power(x)
-    filled = _filled(x.shape[-2], x.shape[-1], x.device)
+    power, count = _ring_power_and_count(x)
     diff = ((power + FLOOR).log() - target.to(power)).square()
-    return diff[:, filled].mean(1)
-
-
-def _filled(height: int, width: int, device) -> torch.Tensor:
-    """Which rings hold a frequency at this size, [BINS] bool."""
-    return torch.zeros(BINS + 1, dtype=torch.bool, device=device).index_fill_(0, _rings(height, width, device),
-                                                                              True)[:BINS]
+    return diff[:, count > 0].mean(1)
