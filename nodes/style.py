@@ -7,6 +7,7 @@ from typing import Any, Callable, List, Optional, Tuple
 
 from ..walk_core.style import ENCODERS, STATISTICS, ClipVisionEncoder, encode_style
 from ..walk_core.style.encoders import COMFY_SUBDIR, PACK_WEIGHTS_DIR, VGG19_FILE
+from ..walk_core.style.vgg_adain import VGG19_ADAIN_FILE
 from .layout import image_to_walk
 from .types import CATEGORY, WALK_STYLE
 
@@ -79,7 +80,10 @@ class StyleEncoder:
                 "Feature network: random = a fixed-seed multi-scale CNN with random filters (Ustyuzhaninov et "
                 f"al. 2016), no weights; vgg19 = torchvision's VGG19 from a local {VGG19_FILE} in the pack's "
                 f"{PACK_WEIGHTS_DIR.relative_to(PACK_WEIGHTS_DIR.parents[1])} folder or ComfyUI's "
-                f"models/{COMFY_SUBDIR} (the error says how to make it).")}),
+                f"models/{COMFY_SUBDIR} (the error says how to make it); vgg19_adain = AdaIN's normalised VGG-19 "
+                f"(relu1_1..relu5_1) from a local {VGG19_ADAIN_FILE} in the same folders, made once by "
+                "'python bench/vgg_setup.py' in the pack's folder -- the pretrained features that give the "
+                "style-energy target cells and lines (stained glass, bricks) instead of colour clouds.")}),
             "statistics": (list(STATISTICS), {"default": "gram", "tooltip": (
                 "What to match per layer: gram = feature correlations (texture); mean_std = channel means and "
                 "standard deviations (AdaIN); sliced_wasserstein = the full 1-D feature distributions along 32 "

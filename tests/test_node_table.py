@@ -304,6 +304,12 @@ def test_every_combo_choice_runs(node_id, name, choice, monkeypatch, tmp_path, r
         from rwalk.walk_core.style import encoders
         write_random_vgg19(tmp_path / encoders.VGG19_FILE)
         monkeypatch.setattr(encoders, "PACK_WEIGHTS_DIR", tmp_path)
+    if (node_id, name, choice) == ("StyleEncoder", "encoder", "vgg19_adain"):  # likewise, without the real file
+        from safetensors.torch import save_file
+        from rwalk.walk_core.style import encoders
+        from rwalk.walk_core.style.vgg_adain import VGG19_ADAIN_FILE, random_state
+        save_file(random_state(), str(tmp_path / VGG19_ADAIN_FILE))
+        monkeypatch.setattr(encoders, "PACK_WEIGHTS_DIR", tmp_path)
     outputs = call_node(node_id, **{name: choice}, **extra)
     assert len(outputs) == len(cls.RETURN_TYPES)
     for socket, value in zip(cls.RETURN_TYPES, outputs):

@@ -6,6 +6,8 @@ using shallow convolutional networks with random filters"): no weights, the same
 local safetensors file ``vgg19.safetensors`` with torchvision's key layout (``features.{i}.weight/bias``);
 nothing is downloaded. It is looked for in the pack's ``models/weights/`` folder and in the folders the
 caller adds (the nodes add ComfyUI's ``models/style_encoders/`` when running inside ComfyUI).
+``vgg19_adain`` -- AdaIN's normalised VGG-19 (vgg_adain.py), file ``vgg19_adain.safetensors`` from the same
+folders, made once by ``python bench/vgg_setup.py``.
 """
 from __future__ import annotations
 
@@ -201,4 +203,9 @@ def build_encoder(name: str, config: Dict[str, Any] | None = None,
     config = dict(config or {})
     if cls is RandomEncoder:
         return RandomEncoder(seed=int(config.get("seed", 0)), widths=tuple(config.get("widths", (32, 64, 64))))
+    if cls is vgg_adain.VGG19AdaINEncoder:
+        return vgg_adain.build(config, search_dirs)
     return cls.load(search_dirs)
+
+
+from . import vgg_adain  # noqa: E402  (registers ``vgg19_adain``; it imports this module's helpers)
