@@ -82,7 +82,7 @@ def sample_rows(model_path: Path, seeds) -> dict:
     train = pictures(TRAIN_SEEDS)
     ref = torch.cat(list(train), dim=-1)  # the eight pictures side by side: [3, SIZE, 8 * SIZE]
     targets = {"own model": model_target(load_model(model_path), SIZE),
-               "patch target": patch_target(PatchSpec(train), SIZE, SIZE)}
+               "patch target": patch_target(PatchSpec(train, mode="posterior"), SIZE, SIZE)}
     requests = {"own model": lambda seed: WalkRequest(seed=seed, **OWN_WALK), "patch target": walk_request}
     outs = {name: [run_walk(t, requests[name](s)).x[0] for s in seeds] for name, t in targets.items()}
     outs["fresh pictures (calibration)"] = list(pictures(FRESH_SEEDS))
@@ -103,7 +103,7 @@ def denoising_rows(model_path: Path) -> dict:
     held = ValidationSet.from_images(from_tensors(pictures(HELD_OUT_SEEDS)), SIZE, seed=1, held_out=True, count=32)
     model = load_model(model_path).denoiser
     # the patch posterior itself: the palette hold is a sampling device that trades denoising error for colours
-    patch = patch_target(PatchSpec(pictures(TRAIN_SEEDS), palette=0.0), SIZE, SIZE)
+    patch = patch_target(PatchSpec(pictures(TRAIN_SEEDS), palette=0.0, mode="posterior"), SIZE, SIZE)
     with torch.no_grad():
         return {"own model": held.errors(model), "patch target": held.errors(patch.denoiser),
                 "identity": held.errors(lambda x, sigma: x * 0.25 / (sigma[:, None, None, None] ** 2 + 0.25))}

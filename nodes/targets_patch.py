@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..walk_core.guidance.energy import MAX_WEIGHT
 from ..walk_core.targets.patch import STEPS, WALK, WALK_S_NOISE, PatchSpec, patch_target
-from ..walk_core.targets.patch.target import MAX_REFERENCE_PIXELS
+from ..walk_core.targets.patch.target import LAYOUT_WIDTH, MAX_REFERENCE_PIXELS, MODES
 from .layout import image_to_walk
 from .style import parse_weights
 from .types import CATEGORY, WALK_TARGET
@@ -97,14 +97,28 @@ class TargetDistributionPatches:
                     "from, one pyramid level up (Wei & Levoy's multiresolution neighbourhood). Higher = more of the "
                     "references' arrangement (brick shapes, a painting's large areas) and truer texture "
                     "statistics, but pictures closer to the references (less novel); 0 = off (each level decides "
-                    "on its own, a finer mosaic).")}),
+                    "on its own, a finer mosaic). Posterior mode only.")}),
+                "mode": (list(MODES), {"default": MODES[0], "tooltip": (
+                    "How patches are chosen. layout: a new picture of the same scene -- the references' arrangement "
+                    "is kept at the coarsest scale (sky above land, a window's ring) and everything finer is "
+                    "remade from whole, coherent patches (nearest-neighbour fields with voting, as GPNN). texture: "
+                    "the same without the arrangement: a stationary texture of any size (tileable with the "
+                    "tileable switch). posterior: the soft patch posterior of every level (the older denoiser; "
+                    "mosaics of small pieces; level_sigma, fine_patch_size, balance, context and candidates act "
+                    "only here). A content picture (photo style transfer) always uses posterior.")}),
+                "layout_width": ("FLOAT", {"default": LAYOUT_WIDTH, "min": 0.01, "max": 1.0, "step": 0.01,
+                                          "tooltip": (
+                    "Layout mode: how far, as a fraction of the picture, a coarse patch may move from where it sits "
+                    "in the reference. Small = close to the reference's arrangement; large = freer layouts "
+                    "(1 is nearly a texture).")}),
             },
         }
 
     def build(self, images, patch_size, level_sigma, tileable, weights, content=None, content_weight=10.0,
               sharpness=1.0, candidates=8, max_reference_pixels=MAX_REFERENCE_PIXELS, balance=1.0,
               fine_patch_size=PatchSpec.fine_patch_size, palette=PatchSpec.palette,
-              palette_sigma=PatchSpec.palette_sigma, context=PatchSpec.context):
+              palette_sigma=PatchSpec.palette_sigma, context=PatchSpec.context, mode=MODES[0],
+              layout_width=LAYOUT_WIDTH):
         if images is None or images.shape[0] < 1:
             raise ValueError(f"{WHO}: images is an empty batch; expected at least one reference picture")
         refs = image_to_walk(images, f"{WHO}: images")
@@ -116,5 +130,6 @@ class TargetDistributionPatches:
                          palette=float(palette), palette_sigma=float(palette_sigma),
                          max_reference_pixels=int(max_reference_pixels), content=walk_content,
                          content_weight=float(content_weight) if content is not None else 0.0,
+                         mode=str(mode), layout_width=float(layout_width),
                          name=f"{refs.shape[0]} reference picture(s)")
         return (patch_target(spec, refs.shape[-1], refs.shape[-2]),)

@@ -134,23 +134,23 @@ WORKFLOWS = {
         (5, "Note", (40, 420), {"text": "Use your own picture: replace Reference Image with Load Image and connect "
                                          "its IMAGE to the patch target. The output may be any size: the patches "
                                          "keep the picture's pixel scale."}),
-        (2, "TargetDistributionPatches", (420, 100), {}),
+        (2, "TargetDistributionPatches", (420, 100), {"mode": "texture"}),
         (3, "WalkSampler", (800, 80), patch_sampler(width=384, height=256, seed=7)),
         (4, "SaveImage", (1180, 80), {"filename_prefix": "texture"}),
     ], [(1, 0, 2, "images"), (2, 0, 3, "target"), (3, 0, 4, "images")]),
     "tileable_texture": lambda: workflow("Random walk: tileable texture", [
         (1, "ReferenceImage", (40, 100), {"reference": "bricks", "width": 256, "height": 256, "seed": 0}),
-        (2, "TargetDistributionPatches", (420, 100), {"tileable": True}),
+        (2, "TargetDistributionPatches", (420, 100), {"tileable": True, "mode": "texture"}),
         (3, "WalkSampler", (800, 80), patch_sampler(seed=3)),
         (4, "SaveImage", (1180, 80), {"filename_prefix": "tile"}),
     ], [(1, 0, 2, "images"), (2, 0, 3, "target"), (3, 0, 4, "images")]),
     "structured_texture": lambda: workflow("Random walk: a texture that keeps its reference's shapes", [
         (1, "ReferenceImage", (40, 100), {"reference": "bricks", "width": 256, "height": 256, "seed": 0}),
-        (5, "Note", (40, 420), {"text": "context 1: each patch is also chosen for its surroundings one pyramid level "
-                                         "up, so more of the bricks' shapes and mortar lines survive (0 = the "
-                                         "default, a finer mosaic). Truer texture statistics, pictures closer to "
-                                         "the reference: less novel."}),
-        (2, "TargetDistributionPatches", (420, 100), {"context": 1.0}),
+        (5, "Note", (40, 420), {"text": "texture mode: whole patches in coherent nearest-neighbour fields, coarse to "
+                                         "fine, so bricks stay whole and their courses run on; no arrangement is "
+                                         "kept from the reference (layout mode keeps it). posterior mode with "
+                                         "context 1 is the older way to keep shapes: a finer mosaic."}),
+        (2, "TargetDistributionPatches", (420, 100), {"mode": "texture"}),
         (3, "WalkSampler", (800, 80), patch_sampler(seed=3)),
         (4, "SaveImage", (1180, 80), {"filename_prefix": "structured"}),
     ], [(1, 0, 2, "images"), (2, 0, 3, "target"), (3, 0, 4, "images")]),
@@ -172,7 +172,7 @@ WORKFLOWS = {
     "style_guided_patches": lambda: workflow("Random walk: style-guided walk on a patch target", [
         (1, "ReferenceImage", (40, 60), {"reference": "marble", "width": 256, "height": 256, "seed": 0}),
         (6, "ReferenceImage", (40, 380), {"reference": "stained_glass", "width": 128, "height": 128, "seed": 0}),
-        (2, "TargetDistributionPatches", (420, 60), {}),
+        (2, "TargetDistributionPatches", (420, 60), {"mode": "texture"}),
         (7, "StyleEncoder", (420, 380), {}),
         (8, "GuidanceStepEnergy", (420, 640), {"energy": "style", "weight": 1.5, "steps": 3,
                                               "start_percent": 0.0, "end_percent": 0.9}),
@@ -182,7 +182,7 @@ WORKFLOWS = {
         (3, 0, 4, "images")]),
     "faithful_patches": lambda: workflow("Random walk: a patch target kept to its reference's own statistics", [
         (1, "ReferenceImage", (40, 60), {"reference": "marble", "width": 256, "height": 256, "seed": 0}),
-        (2, "TargetDistributionPatches", (420, 60), {}),
+        (2, "TargetDistributionPatches", (420, 60), {"mode": "posterior"}),
         (5, "StyleEncoder", (40, 400), {"statistics": own.STATISTICS, "encoder_seed": own.ENCODER_SEED}),
         (6, "GuidanceStepEnergy", (420, 420), {"energy": "style", "weight": own.STYLE_WEIGHT, "steps": 1,
                                               "start_percent": 0.0, "end_percent": own.STYLE_END}),
@@ -233,7 +233,7 @@ WORKFLOWS = {
         (3, 0, 5, "images"), (4, 0, 7, "images")]),
     "wander_animation": lambda: workflow("Random walk: seed-space wander as an animation", [
         (1, "ReferenceImage", (40, 100), {"reference": "marble", "width": 192, "height": 192, "seed": 0}),
-        (2, "TargetDistributionPatches", (420, 100), {}),
+        (2, "TargetDistributionPatches", (420, 100), {"mode": "texture"}),
         (3, "WalkWander", (800, 80), {"frames": 24, "step": 0.08, "steps": 24, "seed": 2, "width": 128,
                                       "height": 128}),
         (4, "SaveAnimatedWEBP", (1180, 80), {"filename_prefix": "wander", "fps": 8.0, "lossless": False,
@@ -242,7 +242,7 @@ WORKFLOWS = {
     "grid_chaos_stylize_tile": lambda: workflow("Random walk: a grid of four with chaos, stylize and tile", [
         (1, "ReferenceImage", (40, 60), {"reference": "foliage", "width": 192, "height": 192, "seed": 0}),
         (5, "ReferenceImage", (40, 420), {"reference": "stained_glass", "width": 128, "height": 128, "seed": 0}),
-        (2, "TargetDistributionPatches", (420, 60), {}),
+        (2, "TargetDistributionPatches", (420, 60), {"mode": "texture"}),
         (3, "WalkGrid", (800, 60), {"chaos": 40, "stylize": 300, "tile": True, "aspect": "1:1", "size": 128,
                                     "items": 4, "steps": 30, "seed": 4}),
         (4, "SaveImage", (1180, 60), {"filename_prefix": "grid"}),

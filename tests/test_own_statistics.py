@@ -13,7 +13,8 @@ from rwalk.walk_core.guidance.energy import EnergyTerm
 from rwalk.walk_core.guidance.own_statistics import ENCODER_SEED, STATISTICS, STYLE_END, STYLE_WEIGHT, own_statistics
 from rwalk.walk_core.references import reference_image
 from rwalk.walk_core.sample import WalkRequest, run_walk
-from rwalk.walk_core.targets.patch import STEPS, WALK, WALK_S_NOISE, PatchSpec, patch_target
+from rwalk.walk_core.targets.patch import STEPS, WALK, WALK_S_NOISE, patch_target
+from posterior_spec import PosteriorSpec as PatchSpec  # the posterior denoiser's own settings
 
 
 def ref(name: str, size: int) -> torch.Tensor:

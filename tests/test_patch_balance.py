@@ -6,7 +6,8 @@ import torch
 
 from rwalk.nodes.targets_patch import TargetDistributionPatches
 from rwalk.walk_core.references import reference_image
-from rwalk.walk_core.targets.patch import PatchSpec, patch_target
+from rwalk.walk_core.targets.patch import patch_target
+from posterior_spec import PosteriorSpec as PatchSpec  # the posterior denoiser's own settings
 from rwalk.walk_core.targets.patch.bank import build_bank, patches
 from rwalk.walk_core.targets.patch.denoiser import _scale, dense_posterior, logit_bias, prior_share, usage_discount
 
@@ -85,7 +86,7 @@ def test_bad_balance_is_refused_and_the_node_passes_it_on():
     spec = TargetDistributionPatches.INPUT_TYPES()["optional"]["balance"]
     assert spec[1]["default"] == PatchSpec.balance and spec[1]["tooltip"]
     image = ((ref("bricks") + 1) / 2).permute(1, 2, 0)[None]
-    off = TargetDistributionPatches().build(image, 7, 0.6, False, "", balance=0.0)[0]
-    on = TargetDistributionPatches().build(image, 7, 0.6, False, "")[0]
+    off = TargetDistributionPatches().build(image, 7, 0.6, False, "", balance=0.0, mode="posterior")[0]
+    on = TargetDistributionPatches().build(image, 7, 0.6, False, "", mode="posterior")[0]
     x = 3 * torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(4))
     assert not torch.allclose(off.denoiser(x, torch.tensor([3.0])), on.denoiser(x, torch.tensor([3.0])))

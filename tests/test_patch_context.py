@@ -11,7 +11,8 @@ from rwalk.nodes.targets_patch import TargetDistributionPatches
 from rwalk.walk_core import quality
 from rwalk.walk_core.references import reference_image
 from rwalk.walk_core.sample import WalkRequest, run_walk
-from rwalk.walk_core.targets.patch import STEPS, WALK, WALK_S_NOISE, PatchSpec, patch_target
+from rwalk.walk_core.targets.patch import STEPS, WALK, WALK_S_NOISE, patch_target
+from posterior_spec import PosteriorSpec as PatchSpec  # the posterior denoiser's own settings
 from rwalk.walk_core.targets.patch.bank import build_bank, patches
 from rwalk.walk_core.targets.patch.context import context_term, parent_index
 from rwalk.walk_core.targets.patch.denoiser import dense_posterior, sparse_posterior
@@ -105,8 +106,8 @@ def test_bad_context_is_refused_and_the_node_passes_it_on():
     spec = TargetDistributionPatches.INPUT_TYPES()["optional"]["context"]
     assert spec[1]["default"] == PatchSpec.context and spec[1]["tooltip"]
     image = ((ref("bricks") + 1) / 2).permute(1, 2, 0)[None]
-    off = TargetDistributionPatches().build(image, 7, 1.0, False, "", context=0.0)[0]
-    on = TargetDistributionPatches().build(image, 7, 1.0, False, "", context=1.0)[0]
+    off = TargetDistributionPatches().build(image, 7, 1.0, False, "", context=0.0, mode="posterior")[0]
+    on = TargetDistributionPatches().build(image, 7, 1.0, False, "", context=1.0, mode="posterior")[0]
     assert off.info["context"] == 0.0 and on.info["context"] == 1.0
     x = 0.5 * torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(4))
     assert not torch.allclose(off.denoiser(x, torch.tensor([0.5])), on.denoiser(x, torch.tensor([0.5])))

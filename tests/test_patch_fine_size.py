@@ -10,7 +10,8 @@ from rwalk.nodes.targets_patch import TargetDistributionPatches
 from rwalk.walk_core import quality
 from rwalk.walk_core.references import reference_image
 from rwalk.walk_core.sample import WalkRequest, run_walk
-from rwalk.walk_core.targets.patch import WALK_S_NOISE, PatchSpec, patch_target
+from rwalk.walk_core.targets.patch import WALK_S_NOISE, patch_target
+from posterior_spec import PosteriorSpec as PatchSpec  # the posterior denoiser's own settings
 from rwalk.walk_core.targets.patch.target import FINE_LEVELS
 
 
@@ -28,7 +29,7 @@ def test_the_finest_levels_match_fine_patches_and_the_coarse_ones_patch_size():
     assert [patch_target(PatchSpec(r), n, n).info["patch_sizes"] for n in (64, 32, 16)] == [[5, 5, 7], [5, 7], [7]]
     # the node passes its widget through
     image = (r.permute(0, 2, 3, 1) + 1) / 2
-    (node_target,) = TargetDistributionPatches().build(image, 7, 0.6, False, "", fine_patch_size=3)
+    (node_target,) = TargetDistributionPatches().build(image, 7, 0.6, False, "", fine_patch_size=3, mode="posterior")
     assert node_target.info["patch_sizes"] == [3, 3, 3, 7]
 
 

@@ -10,7 +10,8 @@ from rwalk.walk_core import quality
 from rwalk.walk_core.guidance.energy import PaletteEnergy
 from rwalk.walk_core.references import reference_image
 from rwalk.walk_core.sample import WalkRequest, run_walk
-from rwalk.walk_core.targets.patch import STEPS, WALK, WALK_S_NOISE, PatchSpec, patch_target
+from rwalk.walk_core.targets.patch import STEPS, WALK, WALK_S_NOISE, patch_target
+from posterior_spec import PosteriorSpec as PatchSpec  # the posterior denoiser's own settings
 
 SIZE = 40
 

@@ -13,6 +13,7 @@ from rwalk.walk_core import quality
 from rwalk.walk_core.references import reference_image
 from rwalk.walk_core.sample import WalkRequest, run_walk
 from rwalk.walk_core.targets.patch import PatchSpec, patch_target
+from posterior_spec import PosteriorSpec
 from rwalk.walk_core.targets.patch.pyramid import blur_down, down, noise_factor, up
 
 
@@ -67,7 +68,7 @@ def test_periodic_pyramid_wraps_around():
 
 def test_low_sigma_denoiser_recovers_the_reference_itself():
     r = ref("painting", 64)
-    target = patch_target(PatchSpec(r[None]), 64, 64)
+    target = patch_target(PosteriorSpec(r[None]), 64, 64)
     g = torch.Generator().manual_seed(2)
     for sigma in (0.01, 0.03):
         noisy = r[None] + sigma * torch.randn(1, 3, 64, 64, generator=g)
@@ -79,11 +80,11 @@ def test_high_sigma_denoiser_gives_the_reference_mean():
     r = ref("stained_glass", 64)
     x = 80 * torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(3))
     mean = r.mean(dim=(1, 2))
-    plain = patch_target(PatchSpec(r[None], palette=0.0), 64, 64).denoiser(x, torch.tensor([80.0]))
+    plain = patch_target(PosteriorSpec(r[None], palette=0.0), 64, 64).denoiser(x, torch.tensor([80.0]))
     assert torch.allclose(plain.mean(dim=(2, 3))[0], mean, atol=0.02)
     assert float(plain.std(dim=(2, 3)).max()) < 0.1  # nearly flat: the posterior is spread over the whole bank
     # the palette hold spreads that estimate over the references' colours and keeps their mean
-    held = patch_target(PatchSpec(r[None]), 64, 64).denoiser(x, torch.tensor([80.0]))
+    held = patch_target(PosteriorSpec(r[None]), 64, 64).denoiser(x, torch.tensor([80.0]))
     assert torch.allclose(held.mean(dim=(2, 3))[0], mean, atol=0.02)
     assert torch.allclose(held.std(dim=(2, 3))[0], r.std(dim=(1, 2)), rtol=0.2)
 
@@ -93,8 +94,8 @@ def test_coarse_to_fine_search_matches_the_dense_posterior(sigma):
     # 128 px with a dense level of 32 x 32: two levels searched through candidates, as at 256 px by default
     r = ref("painting", 128)
     # the search is compared with the plain posterior: balance (a dense-level discount) off in both
-    dense = patch_target(PatchSpec(r[None], dense_max=10 ** 6, balance=0.0), 128, 128)
-    cascade = patch_target(PatchSpec(r[None], dense_max=1024, balance=0.0), 128, 128)
+    dense = patch_target(PosteriorSpec(r[None], dense_max=10 ** 6, balance=0.0), 128, 128)
+    cascade = patch_target(PosteriorSpec(r[None], dense_max=1024, balance=0.0), 128, 128)
     assert cascade.info["bank_sizes"][:3] == [128 * 128, 64 * 64, 32 * 32]
     g = torch.Generator().manual_seed(4)
     # a picture like the ones the walk visits: a (dense) walk's sample, noised
@@ -132,7 +133,7 @@ def test_walk_is_deterministic_and_items_independent_of_the_batch():
 def test_faithful_colours_and_contrast_at_a_small_size():
     # one picture's colours vary from seed to seed, so the criterion is checked on the mean over three seeds
     r = ref("stained_glass", 64)
-    target = patch_target(PatchSpec(r[None]), 64, 64)
+    target = patch_target(PosteriorSpec(r[None]), 64, 64)
     pictures = walk(target, seed=0, batch=3, steps=16)
     left, right = quality.halves(r)
     mean_swd = sum(quality.colour_swd(x, r) for x in pictures) / 3
@@ -248,7 +249,7 @@ def test_copy_report_tells_a_copy_from_a_walked_picture():
     assert quality.copy_report(r, r)["copied"] == 1.0
     noise = torch.rand(r.shape, generator=torch.Generator().manual_seed(0)) * 2 - 1
     assert quality.copy_report(noise, r)["copied"] == 0.0
-    x = walk(patch_target(PatchSpec(r[None]), 64, 64), seed=0, batch=1, steps=16)[0]
+    x = walk(patch_target(PosteriorSpec(r[None]), 64, 64), seed=0, batch=1, steps=16)[0]
     found = quality.copy_report(x, r)
     assert found["copied"] < 0.1 and 0.0 <= found["copied_halves"] <= 1.0
     assert found["novelty_half_bank"] >= quality.nearest_patch_median(x, r)

@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from rwalk.walk_core.references import reference_image
 from rwalk.walk_core.runner import load_workflow
 from rwalk.walk_core.sample import WalkRequest, run_walk
-from rwalk.walk_core.targets.patch import STEPS, WALK, WALK_S_NOISE, PatchSpec, patch_target
+from rwalk.walk_core.targets.patch import STEPS, WALK, WALK_S_NOISE, patch_target
+from posterior_spec import PosteriorSpec as PatchSpec  # the posterior denoiser's own settings
 
 ROOT = Path(__file__).resolve().parents[1]
 LAPLACE = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]).view(1, 1, 3, 3).repeat(3, 1, 1, 1)

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from ...guidance.energy import MAX_WEIGHT, MovedEnergy, PaletteEnergy, descend
 from ..base import WalkTarget
+from . import coherent
 from .bank import build_bank, reference_blocks
 from .content import ContentGuide, content_guide
 from .denoiser import PatchLevels, denoise
@@ -41,6 +42,11 @@ WALK, STEPS, WALK_S_NOISE = "langevin", 15, 1.5
 # sigma -- so the picture keeps the references' colours (the local posterior alone drifts: marble a shade off,
 # foliage short of its dark gaps) while the fine detail is left to the patches (bench/patch.py).
 PALETTE, PALETTE_SIGMA = 1.0, 0.05
+# How the denoiser picks patches (coherent.py, denoiser.py): "layout" and "texture" take hard nearest-neighbour
+# fields coarse to fine with voting (GPNN-style; layout also keeps the references' arrangement at the coarsest
+# level), "posterior" the soft patch posterior of every level (the earlier default: mosaics, see the README).
+MODES = ("layout", "texture", "posterior")
+LAYOUT_WIDTH = 0.1  # layout mode: std of the coarsest level's position prior, as a fraction of the picture
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,11 @@ class PatchSpec:
     content_weight: float = 0.0  # how strongly patch choices follow the content's luminance structure
     palette: float = PALETTE  # weight of the palette hold's step (0 = off; 1 = the whole way along each direction)
     palette_sigma: float = PALETTE_SIGMA  # the hold acts on estimates at sigma >= this
+    mode: str = "layout"  # one of MODES
+    layout_width: float = LAYOUT_WIDTH  # layout mode: how far (fraction of the picture) a coarse patch may move
+    alpha: float = 0.005  # coherent modes: GPNN's completeness normalisation (smaller = every patch used)
+    iterations: int = 2  # coherent modes: nearest-neighbour + vote rounds per level and evaluation
+    variation: float = 1.0  # coherent modes: > 1 lets the walk's noise choose the finer levels' patches more
     name: str = "reference"
 
 
@@ -93,6 +104,14 @@ def _check(spec: PatchSpec) -> None:
     if spec.candidates < 1 or spec.dense_max < 16 or spec.pca_dims < 1:
         raise ValueError(f"{who}: candidates={spec.candidates}, dense_max={spec.dense_max}, pca_dims="
                          f"{spec.pca_dims}; expected >= 1, >= 16, >= 1")
+    if spec.mode not in MODES:
+        raise ValueError(f"{who}: mode={spec.mode!r}; expected one of {', '.join(MODES)}")
+    if not (math.isfinite(spec.layout_width) and spec.layout_width > 0):
+        raise ValueError(f"{who}: layout_width={spec.layout_width}; expected a finite number > 0")
+    if not (math.isfinite(spec.alpha) and spec.alpha > 0) or not 1 <= spec.iterations <= 10 or not (
+            math.isfinite(spec.variation) and spec.variation > 0):
+        raise ValueError(f"{who}: alpha={spec.alpha}, iterations={spec.iterations}, variation={spec.variation}; "
+                         "expected alpha > 0, iterations 1..10 and variation > 0")
     if spec.content is not None:
         c = spec.content
         if c.ndim != 4 or c.shape[0] != 1 or c.shape[1] != 3:
@@ -142,6 +161,13 @@ class _Banks:
         # the references' (weighted) mean colour [C, 1, 1]: where walks from pure noise are centred
         self.mean = (self.references.mean(dim=(2, 3)) * (w / w.sum())[:, None]).sum(0).view(-1, 1, 1)
         self.by_depth: Dict[int, tuple] = {}
+        self.coherent_by_depth: Dict[int, list] = {}
+
+    def coherent_levels(self, depth: int) -> list:
+        if depth not in self.coherent_by_depth:
+            self.coherent_by_depth[depth] = coherent.build_levels(self.references, depth, self.spec.patch_size,
+                                                                  coherent.PCA_DIMS)
+        return self.coherent_by_depth[depth]
 
     def levels(self, depth: int):
         if depth not in self.by_depth:
@@ -178,6 +204,41 @@ class _PaletteHold:
         return out
 
 
+def denoiser_mode(spec: PatchSpec) -> str:
+    """The denoiser a spec gets: its mode, except that photo style transfer (a content picture with a weight) is
+    the posterior's (its content term lives there)."""
+    return "posterior" if spec.content is not None and spec.content_weight > 0 else spec.mode
+
+
+def _posterior_levels(spec: PatchSpec, banks: "_Banks", width: int, height: int, info: dict):
+    """The soft posterior denoiser's levels (denoiser.py) and whether a content guide is on; fills ``info``."""
+    ref_h, ref_w = banks.references.shape[-2:]
+    depth = max(0, min(max_levels(ref_h, ref_w, COARSEST), max_levels(height, width, COARSEST)))
+    bank_list, blocks, pyr = banks.levels(depth)
+    guide: Optional[ContentGuide] = None
+    if spec.content is not None and spec.content_weight > 0:
+        guide = content_guide(spec.content, pyr, [b.p for b in bank_list], width, height, depth, spec.tileable,
+                              spec.content_weight)
+    info.update(levels=depth + 1, bank_sizes=[b.size for b in bank_list], patch_sizes=[b.p for b in bank_list],
+                context=spec.context)
+    return PatchLevels(bank_list, blocks, spec.level_sigma, spec.sharpness, spec.tileable, spec.dense_max,
+                       spec.candidates, guide, spec.balance, spec.context), guide is not None
+
+
+def _coherent_model(spec: PatchSpec, banks: "_Banks", width: int, height: int, info: dict):
+    """The coherent denoiser's model (coherent.py) at this output size; fills ``info``."""
+    depth = coherent.depth_for(banks.references.shape[-2:], (height, width), spec.patch_size)
+    levels = banks.coherent_levels(depth)
+    info.update(levels=depth + 1, bank_sizes=[int(lv.values.shape[0]) for lv in levels],
+                patch_sizes=[spec.patch_size] * (depth + 1))
+    weights = None if spec.weights is None else torch.tensor(spec.weights, dtype=torch.float32)
+    return coherent.CoherentModel(
+        levels=levels, out_sizes=[coherent.level_size(height, width, level) for level in range(depth + 1)],
+        patch=spec.patch_size, alpha=spec.alpha, layout=spec.layout_width if spec.mode == "layout" else 0.0,
+        periodic=spec.tileable, iterations=spec.iterations, variation=spec.variation,
+        log_prior=None if weights is None else (weights / weights.sum()).log())
+
+
 def patch_target(spec: PatchSpec, width: int, height: int, _banks: Optional[_Banks] = None) -> WalkTarget:
     """A WALK_TARGET over [3, height, width] pixels sampling pictures made of the references' patches."""
     _check(spec)
@@ -187,28 +248,26 @@ def patch_target(spec: PatchSpec, width: int, height: int, _banks: Optional[_Ban
                          f"expected at least {need} px per side")
     banks = _banks or _Banks(spec)
     ref_h, ref_w = banks.references.shape[-2:]
-    depth = max(0, min(max_levels(ref_h, ref_w, COARSEST), max_levels(height, width, COARSEST)))
-    bank_list, blocks, pyr = banks.levels(depth)
-    guide: Optional[ContentGuide] = None
-    if spec.content is not None and spec.content_weight > 0:
-        guide = content_guide(spec.content, pyr, [b.p for b in bank_list], width, height, depth, spec.tileable,
-                              spec.content_weight)
-    levels = PatchLevels(bank_list, blocks, spec.level_sigma, spec.sharpness, spec.tileable, spec.dense_max,
-                         spec.candidates, guide, spec.balance, spec.context)
     info = {"references": int(spec.images.shape[0]), "reference_size": (int(ref_w), int(ref_h)),
-            "reference_scale": banks.scale, "levels": depth + 1, "bank_sizes": [b.size for b in bank_list],
-            "patch_sizes": [b.p for b in bank_list],
-            "tileable": spec.tileable, "content": spec.content is not None, "context": spec.context,
-            "palette": spec.palette, "palette_sigma": spec.palette_sigma}
+            "reference_scale": banks.scale, "tileable": spec.tileable, "content": spec.content is not None,
+            "palette": spec.palette, "palette_sigma": spec.palette_sigma, "mode": denoiser_mode(spec)}
+    if info["mode"] == "posterior":
+        levels, guided = _posterior_levels(spec, banks, width, height, info)
+        step = denoise
+    else:
+        levels, guided = _coherent_model(spec, banks, width, height, info), False
+        step = coherent.denoise
     name = f"patches of {spec.name}" + (" (tileable)" if spec.tileable else "") + (
-        ", content-guided" if guide is not None else "")
+        ", content-guided" if guided else "")
     on_device = {torch.device("cpu"): levels}
-    hold = _PaletteHold(spec, banks.references, (3, height, width))
+    # the coherent modes vote the references' own pixels: the hold changed nothing there (tests/test_patch_palette.py)
+    hold = _PaletteHold(spec if info["mode"] == "posterior" else replace(spec, palette=0.0), banks.references,
+                        (3, height, width))
 
     def denoiser(x, sigma, **extra):
         if x.device not in on_device:  # banks are built on the CPU; copied once per device
             on_device[x.device] = levels.to(x.device)
-        return hold(denoise(on_device[x.device], x, sigma), sigma)
+        return hold(step(on_device[x.device], x, sigma), sigma)
 
     return WalkTarget(
         name=name, denoiser=denoiser, space="pixels",
