@@ -37,28 +37,17 @@ ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS_PATH = ROOT / "models" / "weights" / "vgg19_adain.safetensors"
 SETUP_COMMAND = ".venv/bin/python bench/vgg_setup.py"
 
-# VGG-19 up to conv5_1: (name, in channels, out channels); "pool" is a 2x2 max pool (ceil mode)
-VGG19_PLAN = (
-    ("conv1_1", 3, 64), ("conv1_2", 64, 64), "pool",
-    ("conv2_1", 64, 128), ("conv2_2", 128, 128), "pool",
-    ("conv3_1", 128, 256), ("conv3_2", 256, 256), ("conv3_3", 256, 256), ("conv3_4", 256, 256), "pool",
-    ("conv4_1", 256, 512), ("conv4_2", 512, 512), ("conv4_3", 512, 512), ("conv4_4", 512, 512), "pool",
-    ("conv5_1", 512, 512),
-)
 LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 SIFID_LAYER = "relu2_1"
 NN_LAYER = "relu3_1"
 
 
 def encoder_layout() -> Dict[str, Tuple[int, ...]]:
-    """Every tensor of the encoder file: name -> shape (``preprocess`` is the 1x1 RGB->caffe convolution)."""
-    layout: Dict[str, Tuple[int, ...]] = {"preprocess.weight": (3, 3, 1, 1), "preprocess.bias": (3,)}
-    for step in VGG19_PLAN:
-        if step != "pool":
-            name, cin, cout = step
-            layout[f"{name}.weight"] = (cout, cin, 3, 3)
-            layout[f"{name}.bias"] = (cout,)
-    return layout
+    """Every tensor of the encoder file: name -> shape (the pack's vgg19_adain layout; ``preprocess`` is the 1x1
+    RGB->caffe convolution)."""
+    from rwalk.walk_core.style.vgg_adain import layout
+
+    return dict(layout())
 
 
 def check_tensors(tensors: Mapping[str, torch.Tensor], layout: Mapping[str, Tuple[int, ...]], source: str) -> None:
@@ -111,6 +100,7 @@ class DeepEncoder:
         check_tensors(tensors, encoder_layout(), source)
         self.tensors = {k: v.detach().to(torch.float32).contiguous() for k, v in tensors.items()}
         self.source = source
+        self._network = None
 
     @classmethod
     def load(cls, path: Optional[Path] = None) -> "DeepEncoder":
@@ -140,22 +130,16 @@ class DeepEncoder:
         unknown = wanted - set(LAYERS)
         if unknown:
             raise ValueError(f"unknown layers {sorted(unknown)}; expected some of {', '.join(LAYERS)}")
-        x = _as_batch(images)
-        t = self.tensors
-        x = _conv(x, t["preprocess.weight"], t["preprocess.bias"])
-        out: Dict[str, torch.Tensor] = {}
-        for step in VGG19_PLAN:
-            if len(out) == len(wanted):
-                break
-            if step == "pool":
-                x = F.max_pool2d(x, 2, 2, ceil_mode=True)
-                continue
-            name = step[0]
-            x = F.relu(_conv(x, t[f"{name}.weight"], t[f"{name}.bias"]))
-            relu = "relu" + name[4:]
-            if relu in wanted:
-                out[relu] = x
-        return out
+        return self.network().features_at(_as_batch(images) * 2 - 1, sorted(wanted, key=LAYERS.index))
+
+    def network(self):
+        """The pack's own vgg19_adain encoder (walk_core/style/vgg_adain.py) on these weights: one network, two
+        users (the style target and these measures)."""
+        if self._network is None:
+            from rwalk.walk_core.style.vgg_adain import VGG19AdaINEncoder
+
+            self._network = VGG19AdaINEncoder(self.tensors)
+        return self._network
 
 
 def _as_batch(images: torch.Tensor) -> torch.Tensor:

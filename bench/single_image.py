@@ -58,11 +58,11 @@ def generate(method: str, name: str, ref01: torch.Tensor, seed: int) -> torch.Te
         target = patch_target(PatchSpec((ref01 * 2 - 1)[None], mode=mode), SIZE, SIZE)
         return (run_walk(target, walk_request(seed)).x[0] + 1) / 2
     if method == "gpnn":
-        from peer_gpnn import gpnn
+        from rwalk.bench.peer_gpnn import gpnn
 
         return gpnn(ref01, SIZE, SIZE, seed, layout=mode_for(name) == "layout")
     if method == "quilting":
-        from peer_quilting import quilt
+        from rwalk.bench.peer_quilting import quilt
 
         return quilt(ref01, SIZE, SIZE, seed)
     raise ValueError(f"single_image: method={method!r}; expected one of {', '.join(METHODS)}")
@@ -74,6 +74,7 @@ def window_copies(out: torch.Tensor, ref: torch.Tensor, size: int = 48) -> float
     from rwalk.walk_core import quality
 
     left, right = quality.halves(ref)
+    size = min(size, *left.shape[-2:])  # small references: the largest window both halves hold
     between = quality.nearest_patch_distances(left, right, size=size, out_stride=size // 2)
     found = quality.nearest_patch_distances(out, ref, size=size, out_stride=size // 2)
     return float((found < 0.5 * float(between.median())).float().mean())
@@ -89,7 +90,7 @@ def measure(out: torch.Tensor, ref: torch.Tensor, name: str, encoder) -> dict:
     row["copied16"] = quality.copy_report(out * 2 - 1, ref * 2 - 1)["copied"]
     row["copied48"] = window_copies(out * 2 - 1, ref * 2 - 1)
     if encoder is not None:
-        from deep_features import deep_report
+        from rwalk.bench.deep_features import deep_report
 
         deep = deep_report(out, ref, encoder)
         row["sifid"], row["gram"] = deep["sifid"], deep["gram_mean"]
@@ -203,7 +204,7 @@ def main(argv=None) -> int:
     register_pack()
     encoder = None
     try:
-        from deep_features import default_encoder
+        from rwalk.bench.deep_features import default_encoder
 
         encoder = default_encoder()
     except FileNotFoundError as err:

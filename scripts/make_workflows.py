@@ -249,7 +249,7 @@ WORKFLOWS = {
     ], [(1, 0, 2, "images"), (2, 0, 3, "target"), (5, 0, 3, "style_image"), (3, 0, 4, "images")]),
     "pan_zoom_out": lambda: workflow("Random walk: pan right, then zoom out", [
         (1, "ReferenceImage", (40, 100), {"reference": "painting", "width": 128, "height": 128, "seed": 0}),
-        (2, "TargetDistributionPatches", (420, 100), {}),
+        (2, "TargetDistributionPatches", (420, 100), {"mode": "posterior"}),
         (3, "WalkOutpaint", (800, 60), {"direction": "right", "amount": 0.5, "steps": 30, "seed": 5}),
         (4, "WalkOutpaint", (1180, 60), {"direction": "zoom_out", "amount": 0.5, "steps": 30, "seed": 6}),
         (5, "SaveImage", (1560, 60), {"filename_prefix": "outpaint"}),
@@ -313,7 +313,7 @@ COMFY_WORKFLOWS = {
             (6, "ReferenceImage", (40, 380), {"reference": "stained_glass", "width": 224, "height": 224,
                                               "seed": 0}),
             (9, "CLIPVisionLoader", (40, 700), {"clip_name": CLIP_VISION}),
-            (2, "TargetDistributionPatches", (420, 60), {}),
+            (2, "TargetDistributionPatches", (420, 60), {"mode": "texture"}),
             (7, "StyleEncoder", (420, 380), {"statistics": "mean_std"}),
             (8, "GuidanceStepEnergy", (420, 700), {"energy": "style", "weight": 1.5, "steps": 1,
                                                   "start_percent": 0.0, "end_percent": 0.9}),

