@@ -45,7 +45,7 @@ NN_LAYER = "relu3_1"
 def encoder_layout() -> Dict[str, Tuple[int, ...]]:
     """Every tensor of the encoder file: name -> shape (the pack's vgg19_adain layout; ``preprocess`` is the 1x1
     RGB->caffe convolution)."""
-    from rwalk.walk_core.style.vgg_adain import layout
+    from ..walk_core.style.vgg_adain import layout
 
     return dict(layout())
 
@@ -136,7 +136,7 @@ class DeepEncoder:
         """The pack's own vgg19_adain encoder (walk_core/style/vgg_adain.py) on these weights: one network, two
         users (the style target and these measures)."""
         if self._network is None:
-            from rwalk.walk_core.style.vgg_adain import VGG19AdaINEncoder
+            from ..walk_core.style.vgg_adain import VGG19AdaINEncoder
 
             self._network = VGG19AdaINEncoder(self.tensors)
         return self._network

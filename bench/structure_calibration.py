@@ -92,9 +92,9 @@ def blurred(x, sigma: float = 2.5):
 
 
 def current_output(name: str, ref, seed: int, reuse: bool, mode: str = ""):
-    """The shipped default walk on the patch target of ``ref`` (bench/patch.py's one_walk), in [0, 1]; ``mode``
-    names a PatchSpec mode where the pack has them (its pictures are saved under that name)."""
-    path = OUT_DIR / f"{name}_{mode or 'current'}{seed}.png"
+    """The shipped walk on the patch target of ``ref`` (bench/patch.py's one_walk), in [0, 1], in PatchSpec mode
+    ``mode`` (posterior: the calibration's 'current' pictures; another mode's are saved under its name)."""
+    path = OUT_DIR / f"{name}_{'current' if mode in ('', 'posterior') else mode}{seed}.png"
     if reuse and path.exists():
         return load_png(path)
     from patch import walk_request  # bench/patch.py
@@ -142,7 +142,7 @@ def markdown(rows: list, command: str) -> str:
     lines = ["# Structure measures: calibration (issue 28 §1)", "",
              f"Made by `{command}` (walk_core/quality_structure.py). Every value is output / reference (1 = as the "
              "reference). Fresh = the same generator at another seed (should pass); current = the patch target's "
-             "default walk (the mosaics issue 28 describes: should fail); shuffled = the reference cut into blocks "
+             "posterior mode, its default walk until issue 28 (the mosaics issue 28 describes: should fail); shuffled = the reference cut into blocks "
              "and rearranged; blurred = reported only.", "",
              f"Thresholds (criteria): period = kept >= {qs.PERIOD_PASS} (only where the reference's mean peak "
              f"height >= {qs.PERIOD_APPLIES}); edges = long share >= {qs.EDGE_PASS}; objects = object size >= "
@@ -179,7 +179,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reuse", action="store_true", help="reuse walk PNGs already in bench/_out/structure")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--mode", default="", help="the patch target's mode for the walks (default: its default)")
+    parser.add_argument("--mode", default="posterior", help=(
+        "the patch target's mode for the 'current' walks (default posterior: the mosaics the measures were "
+        "calibrated to fail; layout or texture measure the coherent modes instead)"))
     parser.add_argument("--out", type=Path, default=TABLE)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -199,7 +201,7 @@ def main(argv=None) -> int:
                          "criteria": qs.structure_criteria(report)})
             log.info("%s %s %s: %s", name, kind, label, {k: round(v, 3) for k, v in report.items()})
     command = ".venv/bin/python bench/structure_calibration.py" + (" --reuse" if args.reuse else "")
-    command += f" --mode {args.mode}" if args.mode else ""
+    command += f" --mode {args.mode}" if args.mode != "posterior" else ""
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".md.tmp")
     tmp.write_text(markdown(rows, command), encoding="utf-8")

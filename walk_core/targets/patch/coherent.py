@@ -363,12 +363,15 @@ def coherent_denoise(model: CoherentModel, x: torch.Tensor, sigma: float) -> tor
         allowed = lv.interior() if exact else None
         place = _Place(_positions(1, *hw).to(x.device), lv.positions, model.layout, model.place_cache) if (
             model.layout > 0 and SCALE ** level <= LAYOUT_SCALE) else None
-        best = _nearest(q, keys, cands, model.alpha, allowed, place)
+        # completeness spreads the queries over the keys; with more queries than keys (an output larger than the
+        # references) every key must serve several, and the plain normalisation left flat blobs: weaken it
+        alpha = model.alpha * max(1.0, q.shape[0] / keys.shape[0]) ** 3
+        best = _nearest(q, keys, cands, alpha, allowed, place)
         est = vote(lv.values[best], hw, c, lv.vote_size, model.periodic)
         for _ in range(model.iterations - 1):  # EM rounds: the vote is the next query, against the sharp keys
             q = unfold(est, model.patch, model.periodic) @ lv.basis - lv.mean
             best = _nearest(q, lv.keys(1.0), None if exact else torch.cat(
-                [_propagated(best, lv, hw), cands[:, -RANDOM_CANDIDATES:]], 1), model.alpha, allowed, place)
+                [_propagated(best, lv, hw), cands[:, -RANDOM_CANDIDATES:]], 1), alpha, allowed, place)
             est = vote(lv.values[best], hw, c, lv.vote_size, model.periodic)
     return resize(est, sizes[0])
 
