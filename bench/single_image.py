@@ -124,7 +124,7 @@ def strip(pictures) -> torch.Tensor:
 def run(references, seeds, methods, encoder) -> dict:
     from rwalk.walk_core.references import reference_image
 
-    results, rows_shown = {}, []
+    results, rows_shown, firsts = {}, [], []
     for name in references:
         ref = reference_image(name, SIZE, SIZE, 0)
         results[name] = {}
@@ -142,6 +142,8 @@ def run(references, seeds, methods, encoder) -> dict:
             results[name][method] = {"rows": rows, "diversity": diversity(pictures, ref) if len(pictures) > 1
                                      else float("nan")}
             shown += pictures[:2] if method == "pack" else pictures[:1]
+            if method == "pack":
+                firsts.append(pictures[0])
         save_png(strip(shown), OUT / f"single_image_{name}.png")
         rows_shown.append(strip(shown))
     if rows_shown:  # every reference's strip at half size, one under another: the README's picture
@@ -150,7 +152,15 @@ def run(references, seeds, methods, encoder) -> dict:
                           for r in rows_shown], dim=1)[:, :-4]
         half = torch.nn.functional.interpolate(grid[None], scale_factor=0.5, mode="bilinear", antialias=True)[0]
         save_png(half, OUT / "single_image_overview.png")
+    if firsts:
+        save_png(pack_row(firsts), OUT / "single_image_pack.png")
     return results
+
+
+def pack_row(pictures) -> torch.Tensor:
+    """The pack's seed-0 picture of every reference side by side at half size (the README's first picture)."""
+    row = strip(pictures)
+    return torch.nn.functional.interpolate(row[None], scale_factor=0.5, mode="bilinear", antialias=True)[0]
 
 
 def _mean(rows, key):
