@@ -18,7 +18,15 @@ This one follows GPNN (Granot et al. 2022) inside each evaluation D(x, sigma):
    coherence search does; Ashikhmin 2001) plus a few fixed random ones, scored with GPNN's completeness
    normalisation d / (alpha + min over queries of d) so no key is everybody's nearest. The winners' sharp patches
    are averaged where they overlap (voting): coherent neighbours agree, so the estimate stays sharp.
-4. The finest level's vote is D(x, sigma).
+4. The finest level's vote is D(x, sigma). Votes are the winners' central VOTE_SIZE x VOTE_SIZE pixels under a
+   Gaussian window, so where two winners disagree the nearer centre wins (a seam, not a double exposure).
+
+Details that measured better: keys whose patch leaves the reference are never used on the finer levels (an edge
+patch is half mirror; they made streaks); in layout mode the levels up to LAYOUT_SCALE of full size also pay for a
+key taken from elsewhere (|du|^2 / 2 w^2), the finer ones recombine freely; levels whose gain is below GAIN_MIN are
+skipped at high sigma (the estimate is the coarser one brought up: the posterior mean is smooth there anyway);
+where the queries outnumber the keys (an output larger than the references) the completeness normalisation is
+weakened by (queries / keys)^3, which had left flat blobs.
 
 At high sigma the detail bands carry nothing (a ~ 0) and the finer levels are GPNN's upsampling of the coarse
 estimate; as sigma falls a -> 1 and the fields follow the picture the walk has made, so the walk settles on a
@@ -27,7 +35,6 @@ from a generator seeded by the level.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import List, Optional, Tuple
