@@ -45,7 +45,7 @@ class TargetDistributionPatches:
                     "When the walk moves to a finer pyramid level: a level is used while its own noise std is at "
                     "most this. Lower = coarse levels decide for longer (broader, calmer layouts; 0.15-0.3 keeps "
                     "more of the references' structure, e.g. brick courses, but copies more of them); higher = fine "
-                    "levels act earlier (busier detail, more novel, slower).")}),
+                    "levels act earlier (busier detail, more novel, slower). Posterior mode only.")}),
                 "tileable": ("BOOLEAN", {"default": False, "tooltip": (
                     "Periodic output: its left/right and top/bottom edges join seamlessly, for tiles and textures.")}),
                 "weights": ("STRING", {"default": "", "multiline": False, "tooltip": (
@@ -62,10 +62,11 @@ class TargetDistributionPatches:
                     "0 = ignore it. Higher keeps more of the photo's structure, lower more of the references' look.")}),
                 "sharpness": ("FLOAT", {"default": 1.0, "min": 0.05, "max": 4.0, "step": 0.05, "tooltip": (
                     "Multiplies the patch log-likelihood: 1 = the exact Gaussian posterior; lower blends more "
-                    "patches (softer), higher commits sooner.")}),
+                    "patches (softer), higher commits sooner. Posterior mode only.")}),
                 "candidates": ("INT", {"default": 8, "min": 1, "max": 32, "tooltip": (
                     "On fine levels (too big for a dense posterior): how many best matches each coarser pixel hands "
-                    "down; each is tried at 3x3 nearby positions. More = closer to the exact posterior, slower.")}),
+                    "down; each is tried at 3x3 nearby positions. More = closer to the exact posterior, slower. "
+                    "Posterior mode only.")}),
                 "max_reference_pixels": ("INT", {"default": MAX_REFERENCE_PIXELS, "min": 1024, "max": 4096 * 4096,
                                                  "step": 1024, "tooltip": (
                     "The bank bound: references with more pixels than this are scaled down (keeping their aspect) "
@@ -74,23 +75,23 @@ class TargetDistributionPatches:
                     "Keeps the picture's mix of patches close to the references' own: on the coarse levels, "
                     "patches that many pixels pile onto are discounted by how over-used they are. 1 = one "
                     "balancing step (truer colours and texture statistics); 0 = off (the plain posterior, "
-                    "duller and blotchier); higher balances harder.")}),
+                    "duller and blotchier); higher balances harder. Posterior mode only.")}),
                 "fine_patch_size": ("INT", {"default": PatchSpec.fine_patch_size, "min": 3, "max": 15, "step": 2,
                                             "tooltip": (
                     "Patch side in pixels at the three finest pyramid levels, never the coarsest (odd; they cover up "
                     "to 4 x this in output pixels). Smaller than patch_size recombines the references in smaller "
                     "pieces where detail is set (more novel pictures) while the coarse levels keep their "
-                    "arrangement; equal to patch_size = one size everywhere.")}),
+                    "arrangement; equal to patch_size = one size everywhere. Posterior mode only.")}),
                 "palette": ("FLOAT", {"default": PatchSpec.palette, "min": 0.0, "max": MAX_WEIGHT, "step": 0.05,
                                      "tooltip": (
                     "Holds the picture to the references' colours: each estimate takes one step of this weight "
                     "towards the references' whole distribution of pixel colours (sliced Wasserstein, the "
                     "'palette' energy of GuidanceStepEnergy) while sigma >= palette_sigma. The patches alone let "
-                    "colours drift towards the dominant dull ones; 1 = the default, 0 = off.")}),
+                    "colours drift towards the dominant dull ones; 1 = the default, 0 = off. Posterior mode only.")}),
                 "palette_sigma": ("FLOAT", {"default": PatchSpec.palette_sigma, "min": 0.0, "max": 80.0,
                                            "step": 0.01, "tooltip": (
                     "The palette hold acts while sigma is at least this (0.05: about the first 70 % of a walk); "
-                    "below it the fine detail is left to the patches alone. 0 = to the end.")}),
+                    "below it the fine detail is left to the patches alone. 0 = to the end. Posterior mode only.")}),
                 "context": ("FLOAT", {"default": PatchSpec.context, "min": 0.0, "max": 4.0, "step": 0.05,
                                      "tooltip": (
                     "Keeps the layout the coarse levels set: each patch is also chosen for the surroundings it came "
