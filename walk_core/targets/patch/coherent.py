@@ -347,6 +347,13 @@ def _nearest(q: torch.Tensor, keys: torch.Tensor, cands: Optional[torch.Tensor],
     return cands.gather(1, pick[:, None])[:, 0]
 
 
+def completeness_alpha(alpha: float, queries: int, keys: int) -> float:
+    """GPNN's completeness normalisation spreads the queries over the keys; with more queries than keys (an output
+    larger than the references) every key must serve several, and the plain normalisation left flat blobs (each
+    key's patch pulled over more pixels than it fits): weakened by (queries / keys)^3 there."""
+    return alpha * max(1.0, queries / keys) ** 3
+
+
 def coherent_denoise(model: CoherentModel, x: torch.Tensor, sigma: float) -> torch.Tensor:
     """D(x, sigma) for one item x [1, C, H, W] (walk units)."""
     depth = len(model.levels) - 1
@@ -370,9 +377,7 @@ def coherent_denoise(model: CoherentModel, x: torch.Tensor, sigma: float) -> tor
         allowed = lv.interior() if exact else None
         place = _Place(_positions(1, *hw).to(x.device), lv.positions, model.layout, model.place_cache) if (
             model.layout > 0 and SCALE ** level <= LAYOUT_SCALE) else None
-        # completeness spreads the queries over the keys; with more queries than keys (an output larger than the
-        # references) every key must serve several, and the plain normalisation left flat blobs: weaken it
-        alpha = model.alpha * max(1.0, q.shape[0] / keys.shape[0]) ** 3
+        alpha = completeness_alpha(model.alpha, q.shape[0], keys.shape[0])
         best = _nearest(q, keys, cands, alpha, allowed, place)
         est = vote(lv.values[best], hw, c, lv.vote_size, model.periodic)
         for _ in range(model.iterations - 1):  # EM rounds: the vote is the next query, against the sharp keys
