@@ -170,3 +170,20 @@ def test_outputs_larger_than_the_reference_stay_sharp(monkeypatch):
     monkeypatch.setattr(coherent, "completeness_alpha", lambda alpha, queries, keys: alpha)
     plain = patch_target(PatchSpec(r[None], mode="texture"), 192, 192)
     assert washed_out(walk(plain, seed=0)[0], r) > 0.2
+
+
+def test_small_references_keep_their_scene_in_layout_mode(monkeypatch):
+    """A 128 px painting: the coarsest level is about a tenth of the reference (17 px), so layout mode keeps the sky
+    on top on every seed; at the 24 px the 256 px references get, its coarsest patches held half the scene and
+    the sky broke up (the control)."""
+    r = ref("painting", 128)
+
+    def sky_on_top(target, seed):  # share of the top quarter's pixels that are bluer than green
+        x = walk(target, seed=seed)[0]
+        return float((x[2, :32] > x[1, :32]).float().mean())
+
+    assert float((r[2, :32] > r[1, :32]).float().mean()) > 0.9  # the reference's sky
+    target = patch_target(PatchSpec(r[None], mode="layout"), 128, 128)
+    assert min(sky_on_top(target, s) for s in (0, 100, 200)) > 0.8
+    monkeypatch.setattr(coherent, "COARSEST_FRACTION", 1.0)  # the coarsest level as the 256 px references get it
+    assert sky_on_top(patch_target(PatchSpec(r[None], mode="layout"), 128, 128), 100) < 0.7

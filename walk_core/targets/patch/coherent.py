@@ -5,7 +5,8 @@ the arrangement a coarse level sets breaks into a mosaic further down, and soft 
 This one follows GPNN (Granot et al. 2022) inside each evaluation D(x, sigma):
 
 1. A pyramid of scale ``SCALE`` per level (0.75, as GPNN) of the references and of the noisy picture, down to a
-   coarsest level of about ``COARSEST`` px on the references' shorter side.
+   coarsest level of about a tenth of the references' shorter side (``COARSEST_FRACTION``), never above
+   ``COARSEST`` px (the coarsest level's posterior is dense: queries x keys).
 2. Coarsest level: the exact patch posterior (a dense softmax over every coarsest patch of the references, at that
    level's noise std), optionally times a *layout* prior that prefers patches from the same relative position in
    the reference (so sky stays above land; SinGAN/GPNN keep the arrangement the same way, from the reference's
@@ -45,7 +46,8 @@ import torch.nn.functional as F
 from .bank import principal_basis
 
 SCALE = 0.75  # side ratio between pyramid levels (GPNN's)
-COARSEST = 24  # the references' coarsest level keeps at least this many px on the shorter side
+COARSEST = 24  # the references' coarsest level is at most about this many px on the shorter side (a 256 px one: 24)
+COARSEST_FRACTION = 0.1  # ... and about this fraction of it (a 128 px one: 13 px; at 24 px it was one blurred mush)
 RANDOM_CANDIDATES = 6  # fixed random keys tried by every query on top of the propagated ones
 EXACT_PAIRS = 2 ** 22  # a level with queries x keys up to this is searched exhaustively
 ROWS = 8192  # queries scored at once
@@ -54,6 +56,7 @@ LAYOUT_SCALE = 0.25  # layout mode holds patches near their place on levels at m
 VOTE_STD = 0.25  # the voting window's std, as a fraction of the patch side
 VOTE_PATCH = 7  # the window's std is VOTE_STD x this many pixels (the default patch side)
 VOTE_SIZE = 5  # the winners vote with their central VOTE_SIZE x VOTE_SIZE pixels (the window's rim weighs little)
+PRIOR_COST = 0.1  # finer levels: a key pays this x (log of the largest reference share - log of its reference's)
 GAIN_MIN = 0.02  # finer levels whose detail gain is below this carry no information yet: the estimate stops there
 
 
@@ -81,9 +84,11 @@ def noise_factor(level: int) -> float:
 
 
 def depth_for(ref_hw, out_hw, patch: int) -> int:
-    """The coarsest level index: the references' shorter side stays >= COARSEST and the output's >= patch + 2."""
+    """The coarsest level index: the references' shorter side stays >= min(COARSEST, COARSEST_FRACTION x itself)
+    and >= 2 patch sides (so the coarsest patches can still be rearranged), and the output's >= patch + 2."""
+    least = max(2 * patch, min(COARSEST, COARSEST_FRACTION * min(ref_hw)))
     depth = 0
-    while (min(level_size(*ref_hw, depth + 1)) >= COARSEST and min(level_size(*out_hw, depth + 1)) >= patch + 2):
+    while (min(level_size(*ref_hw, depth + 1)) >= least and min(level_size(*out_hw, depth + 1)) >= patch + 2):
         depth += 1
     return depth
 
@@ -317,9 +322,11 @@ class _Place:
 
 
 def _nearest(q: torch.Tensor, keys: torch.Tensor, cands: Optional[torch.Tensor], alpha: float,
-             allowed: Optional[torch.Tensor] = None, place: Optional["_Place"] = None) -> torch.Tensor:
+             allowed: Optional[torch.Tensor] = None, place: Optional["_Place"] = None,
+             key_cost: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Best key per query [N] by GPNN's normalised score d / (alpha * mean(m) + m_key), m_key the smallest
-    distance any query has to that key; ``cands`` [N, C] or None (every key; ``allowed`` [M] masks keys)."""
+    distance any query has to that key; ``cands`` [N, C] or None (every key; ``allowed`` [M] masks keys);
+    ``key_cost`` [M] is added to every key's score (the references' weights)."""
     n = q.shape[0]
     if cands is None:
         d = torch.cdist(q, keys).square()  # [N, M]
@@ -330,6 +337,8 @@ def _nearest(q: torch.Tensor, keys: torch.Tensor, cands: Optional[torch.Tensor],
         score = d / (scale + m)
         if place is not None:
             score += place.dense()
+        if key_cost is not None:
+            score += key_cost[None]
         if allowed is not None:
             score[:, ~allowed] = float("inf")  # inf / inf would be NaN, which argmin takes
         return score.argmin(1)
@@ -343,6 +352,8 @@ def _nearest(q: torch.Tensor, keys: torch.Tensor, cands: Optional[torch.Tensor],
     score = d / (scale + m[cands])
     if place is not None:
         score += place.sparse(cands)
+    if key_cost is not None:
+        score += key_cost[cands]
     pick = score.argmin(1)
     return cands.gather(1, pick[:, None])[:, 0]
 
@@ -352,6 +363,16 @@ def completeness_alpha(alpha: float, queries: int, keys: int) -> float:
     larger than the references) every key must serve several, and the plain normalisation left flat blobs (each
     key's patch pulled over more pixels than it fits): weakened by (queries / keys)^3 there."""
     return alpha * max(1.0, queries / keys) ** 3
+
+
+def _key_cost(model: CoherentModel, lv: KeyLevel) -> Optional[torch.Tensor]:
+    """[M] what a finer level's key pays for its reference's weight (None when the references weigh the same): the
+    coarsest level's posterior has the weights as its prior, and without this the finer levels' nearest search
+    drew freely from a reference weighted 10^-4."""
+    if model.log_prior is None:
+        return None
+    h, w = lv.size
+    return (PRIOR_COST * (model.log_prior.max() - model.log_prior)).repeat_interleave(h * w)
 
 
 def coherent_denoise(model: CoherentModel, x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -378,12 +399,13 @@ def coherent_denoise(model: CoherentModel, x: torch.Tensor, sigma: float) -> tor
         place = _Place(_positions(1, *hw).to(x.device), lv.positions, model.layout, model.place_cache) if (
             model.layout > 0 and SCALE ** level <= LAYOUT_SCALE) else None
         alpha = completeness_alpha(model.alpha, q.shape[0], keys.shape[0])
-        best = _nearest(q, keys, cands, alpha, allowed, place)
+        cost = _key_cost(model, lv)
+        best = _nearest(q, keys, cands, alpha, allowed, place, cost)
         est = vote(lv.values[best], hw, c, lv.vote_size, model.periodic)
         for _ in range(model.iterations - 1):  # EM rounds: the vote is the next query, against the sharp keys
             q = unfold(est, model.patch, model.periodic) @ lv.basis - lv.mean
             best = _nearest(q, lv.keys(1.0), None if exact else torch.cat(
-                [_propagated(best, lv, hw), cands[:, -RANDOM_CANDIDATES:]], 1), alpha, allowed, place)
+                [_propagated(best, lv, hw), cands[:, -RANDOM_CANDIDATES:]], 1), alpha, allowed, place, cost)
             est = vote(lv.values[best], hw, c, lv.vote_size, model.periodic)
     return resize(est, sizes[0])
 
