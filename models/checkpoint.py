@@ -20,6 +20,10 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 
+from ..walk_core.atomic_files import write_replace
+from ..walk_core.weight_checks import check_float_tensors
+from ..walk_core.safetensors_header import read_header
+from .file_checks import check_model_header
 from .unet import EDMDenoiser, UNetConfig
 
 FORMAT = "rwalk-denoiser"
@@ -55,6 +59,7 @@ def _read(path: Path | str, who: str) -> Tuple[Dict[str, torch.Tensor], Dict[str
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{who}: no file {path}")
+    read_header(path, who)  # size limit and a header that describes its data, before safetensors reads it
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = dict(f.metadata() or {})
@@ -106,17 +111,15 @@ def save_model(denoiser: EDMDenoiser, path: Path | str, classes=(), training: Op
     tensors = {"net." + k: v.detach().float().contiguous().cpu() for k, v in denoiser.net.state_dict().items()}
     metadata = {"format": FORMAT, "version": VERSION, "architecture": config.to_json(),
                 "classes": json.dumps(classes), "training": json.dumps(training or {}, sort_keys=True)}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata=metadata)
-    tmp.replace(path)  # never a half-written model under the real name
-    return path
+    # never a half-written model under the real name, even when interrupted
+    return write_replace(path, lambda temp: save_file(tensors, str(temp), metadata=metadata))
 
 
 def load_model(path: Path | str) -> ModelFile:
     """Read a model written by :func:`save_model` (or the trainer), checking format, metadata, keys and shapes."""
     who = f"load_model ({path})"
+    if Path(path).is_file():  # the architecture, its size and every tensor's shape and dtype, before reading any
+        check_model_header(path, who, FORMAT)
     tensors, metadata = _read(path, who)
     if metadata.get("format") != FORMAT:
         raise ValueError(f"{who}: metadata format {metadata.get('format')!r}; expected {FORMAT!r} (a model written "
@@ -130,7 +133,9 @@ def load_model(path: Path | str) -> ModelFile:
     if len(classes) != config.num_classes:
         raise ValueError(f"{who}: {len(classes)} class names for num_classes={config.num_classes}")
     denoiser = EDMDenoiser(config)
-    denoiser.net.load_state_dict(check_state_dict(denoiser.net, tensors, who, "net."))
+    weights = check_state_dict(denoiser.net, tensors, who, "net.")
+    check_float_tensors(tensors, who, [k for k in tensors if k.startswith("net.")])
+    denoiser.net.load_state_dict(weights)
     denoiser.eval().requires_grad_(False)
     return ModelFile(denoiser, classes, _json(metadata, "training", who, default={}), Path(path))
 
@@ -139,13 +144,9 @@ def save_state(path: Path | str, tensors: Dict[str, torch.Tensor], metadata: Dic
     """Write a training state (see models/train.py for its keys)."""
     from safetensors.torch import save_file
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp),
-              metadata={"format": STATE_FORMAT, "version": VERSION, **metadata})
-    tmp.replace(path)
-    return path
+    tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    metadata = {"format": STATE_FORMAT, "version": VERSION, **metadata}
+    return write_replace(path, lambda temp: save_file(tensors, str(temp), metadata=metadata))
 
 
 def load_state(path: Path | str) -> Tuple[Dict[str, torch.Tensor], Dict[str, str]]:
@@ -156,6 +157,7 @@ def load_state(path: Path | str) -> Tuple[Dict[str, torch.Tensor], Dict[str, str
                          f"'{STATE_SUFFIX}' file the trainer writes beside a model)")
     if metadata.get("version") != VERSION:
         raise ValueError(f"{who}: version {metadata.get('version')!r}; this pack reads version {VERSION}")
+    check_float_tensors(tensors, who, [k for k in tensors if k.split(".")[0] in ("model", "ema", "adam")])
     return tensors, metadata
 
 

@@ -85,19 +85,16 @@ def from_tensors(pictures: Sequence[torch.Tensor] | torch.Tensor, labels: Option
 
 
 def _load_picture(path: Path) -> torch.Tensor:
+    """The first frame of a picture file [3, H, W] in [-1, 1]; every Pillow mode read with its true values
+    (walk_core.picture_files), transparent areas composited on white (not black)."""
     import numpy as np
-    from PIL import Image
 
-    try:
-        with Image.open(path) as img:
-            img = img.convert("RGBA") if img.mode in ("P", "LA") else img
-            if img.mode == "RGBA":  # composite on white: transparent areas are not black
-                background = Image.new("RGBA", img.size, (255, 255, 255, 255))
-                img = Image.alpha_composite(background, img)
-            array = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
-    except OSError as e:
-        raise ValueError(f"training data: {path} is not a readable image ({e})") from None
-    return torch.from_numpy(array).permute(2, 0, 1).contiguous() * 2 - 1
+    from ..walk_core.picture_files import read_first_frame
+
+    rgb, alpha = read_first_frame(path, "training data")
+    if alpha is not None:
+        rgb = rgb * alpha[..., None] + (1.0 - alpha[..., None])
+    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).contiguous() * 2 - 1
 
 
 def load_folder(folder: Path | str) -> ImageSet:

@@ -18,6 +18,7 @@ def sample_grid(model: EDMDenoiser, classes: Sequence[str], size: int, path: Pat
     import numpy as np
     from PIL import Image
 
+    from ..walk_core.atomic_files import write_replace
     from ..walk_core.sample import WalkRequest, run_walk
     from .checkpoint import ModelFile
     from .target import model_target
@@ -34,6 +35,5 @@ def sample_grid(model: EDMDenoiser, classes: Sequence[str], size: int, path: Pat
     r, n, c, h, w = grid.shape
     grid = grid.permute(0, 3, 1, 4, 2).reshape(r * h, n * w, c)
     array = ((grid + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.ascontiguousarray(array)).save(path)
-    return path
+    picture = Image.fromarray(np.ascontiguousarray(array))
+    return write_replace(path, lambda temp: picture.save(temp, format="PNG"))

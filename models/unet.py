@@ -41,16 +41,19 @@ class UNetConfig:
     def __post_init__(self):
         object.__setattr__(self, "mults", tuple(int(m) for m in self.mults))
         object.__setattr__(self, "attention", tuple(int(a) for a in self.attention))
+        # upper bounds keep a file's metadata from describing an absurd network before its size is counted
         checks = (
-            ("channels", self.channels >= 1, ">= 1"),
-            ("width", self.width >= 8 and self.width % 8 == 0, "a multiple of 8, >= 8 (GroupNorm groups)"),
-            ("mults", len(self.mults) >= 1 and all(m >= 1 for m in self.mults), "one or more integers >= 1"),
-            ("blocks", self.blocks >= 1, ">= 1"),
+            ("channels", 1 <= self.channels <= 64, "1..64"),
+            ("width", 8 <= self.width <= 4096 and self.width % 8 == 0,
+             "a multiple of 8 in 8..4096 (GroupNorm groups)"),
+            ("mults", 1 <= len(self.mults) <= 8 and all(1 <= m <= 64 for m in self.mults),
+             "1 to 8 integers in 1..64"),
+            ("blocks", 1 <= self.blocks <= 16, "1..16"),
             ("attention", all(0 <= a < len(self.mults) for a in self.attention),
              f"level indices in 0..{len(self.mults) - 1}"),
-            ("num_classes", self.num_classes >= 0, ">= 0"),
+            ("num_classes", 0 <= self.num_classes <= 100_000, "0..100000"),
             ("dropout", 0.0 <= self.dropout < 1.0, "in [0, 1)"),
-            ("sigma_data", self.sigma_data > 0, "> 0"),
+            ("sigma_data", 0 < self.sigma_data < math.inf, "a finite number > 0"),
             ("patch", self.patch in (1, 2, 4), "1, 2 or 4"),
         )
         for name, ok, allowed in checks:
@@ -71,11 +74,34 @@ class UNetConfig:
             data = json.loads(text)
         except json.JSONDecodeError as e:
             raise ValueError(f"{who}: the architecture metadata is not JSON ({e})") from None
+        except RecursionError:
+            raise ValueError(f"{who}: the architecture metadata nests too deeply to be a UNetConfig") from None
         known = {f.name for f in fields(cls)}
+        if not isinstance(data, dict):
+            raise ValueError(f"{who}: the architecture metadata is {type(data).__name__}; expected a JSON object of "
+                             f"the fields {sorted(known)}")
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"{who}: the architecture metadata has unknown fields {unknown}; known: {sorted(known)}")
-        return cls(**data)
+        for name, value in data.items():
+            problem = _field_type_problem(name, value)
+            if problem:
+                raise ValueError(f"{who}: the architecture metadata's {name}={value!r} is not allowed; expected {problem}")
+        try:
+            return cls(**data)
+        except ValueError as e:
+            raise ValueError(f"{who}: the architecture metadata: {e}") from None
+
+
+def _field_type_problem(name: str, value) -> str:
+    """What a UNetConfig field read from JSON should be, when ``value`` is not that ("" when it is)."""
+    def integer(v):
+        return isinstance(v, int) and not isinstance(v, bool)
+    if name in ("mults", "attention"):
+        return "" if isinstance(value, list) and all(integer(v) for v in value) else "a list of integers"
+    if name in ("dropout", "sigma_data"):
+        return "" if isinstance(value, (int, float)) and not isinstance(value, bool) else "a number"
+    return "" if integer(value) else "an integer"
 
 
 def _groups(channels: int) -> int:

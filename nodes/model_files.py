@@ -6,8 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import List
 
-from ..models.checkpoint import list_models
-from ..walk_core.runner.paths import current_paths, resolve_inside
+from ..walk_core.runner.paths import check_name_length, current_paths, resolve_inside
 
 PACK_MODELS = Path(__file__).resolve().parents[1] / "models" / "trained"
 SUBDIR = "walk_models"
@@ -35,6 +34,8 @@ def model_dirs() -> List[Path]:
 
 def model_names() -> List[str]:
     """The model files found (TargetDistributionCheckpoint's choices); never empty for the editor's sake."""
+    from ..models.checkpoint import list_models  # noqa: PLC0415  (not at import: ComfyUI's start-up)
+
     return list_models(model_dirs()) or ["(no models: train one with Train Walk Model)"]
 
 
@@ -47,18 +48,26 @@ def find_model(name: str, who: str) -> Path:
             raise ValueError(f"{who}: model_name {e}") from None
         if path.is_file():
             return path
+    from ..models.checkpoint import list_models  # noqa: PLC0415
+
     found = list_models(model_dirs())
     raise FileNotFoundError(f"{who}: model_name={name!r} is not in {', '.join(str(d) for d in model_dirs())}; "
                             f"found: {', '.join(found) or 'none'} (train one with Train Walk Model or "
-                            "`python cli.py train`)")
+                            "`cli.py train`)")
 
 
 def output_file(model_name: str, who: str) -> Path:
-    """Where a model named ``model_name`` is written (``.safetensors`` added when missing)."""
+    """Where a model named ``model_name`` is written (``.safetensors`` added when missing); refuses a name that is
+    empty, escapes the folder, or is too long for its training state (``.state.safetensors``) beside it."""
+    from ..models.checkpoint import STATE_SUFFIX  # noqa: PLC0415  (not at import: ComfyUI's start-up)
+
+    if not isinstance(model_name, str) or not model_name.strip():
+        raise ValueError(f"{who}: model_name={model_name!r} is empty; expected a file name such as 'my_walk_model'")
     name = model_name.strip()
     if not name.endswith(SUFFIX):
         name += SUFFIX
     try:
+        check_name_length(name, "models", room=len(STATE_SUFFIX) - len(SUFFIX))
         return resolve_inside(save_dir(), name, "models")
     except ValueError as e:
         raise ValueError(f"{who}: model_name {e}") from None

@@ -4,12 +4,13 @@ Codes live in ComfyUI's ``models/walk_styles/`` inside ComfyUI and in the runner
 headless; a saved code never overwrites another (a number is added to the name instead)."""
 from __future__ import annotations
 
+import itertools
 import logging
 from pathlib import Path
-from typing import List
+from typing import Iterator, List, Optional
 
-from ..walk_core.runner.paths import current_paths, resolve_inside
-from ..walk_core.style import load_style, save_style
+from ..walk_core.runner.paths import check_name_length, current_paths, resolve_inside
+from ..walk_core.style import load_style, save_style_new
 from .style import comfy_weight_dirs, wrap_clip_vision
 from .types import CATEGORY, WALK_STYLE
 
@@ -18,6 +19,7 @@ log = logging.getLogger(__name__)
 SUBDIR = "walk_styles"
 SUFFIX = ".safetensors"
 NONE_YET = "(no style codes yet: save one with Style Encoder: Save)"
+NUMBER_ROOM = len("_12345")  # bytes a number added to a taken name may need
 
 
 def style_dir() -> Path:
@@ -36,20 +38,30 @@ def style_names() -> List[str]:
     return names or [NONE_YET]
 
 
-def _free_file(name: str, who: str) -> Path:
-    """``name``.safetensors in the folder, or ``name``_2, _3, ... when that file exists already."""
+def _target(name: str, who: str) -> Path:
+    """``name``.safetensors in the folder; refuses a name that is not text, escapes the folder or is too long."""
+    if not isinstance(name, str):
+        raise ValueError(f"{who}: name={name!r} is not text; expected a file name such as 'my_style'")
     stem = name.strip()
     if stem.endswith(SUFFIX):
         stem = stem[: -len(SUFFIX)]
     try:
+        check_name_length(stem, "style codes", room=NUMBER_ROOM + len(SUFFIX))
         path = resolve_inside(style_dir(), stem + SUFFIX, "style codes")
     except ValueError as error:
         raise ValueError(f"{who}: name {error}") from None
-    count = 1
-    while path.exists():
-        count += 1
-        path = path.with_name(f"{Path(stem).name}_{count}{SUFFIX}")
+    if path.name == SUFFIX or path.parent == path:
+        raise ValueError(f"{who}: name={name!r} has no file name part; expected e.g. 'my_style' or 'subfolder/name'")
     return path
+
+
+def _free_files(name: str, who: str) -> Iterator[Path]:
+    """``name``.safetensors, then ``name``_2, _3, ... (the saver takes the first that no file has)."""
+    path = _target(name, who)
+    yield path
+    stem = path.name[: -len(SUFFIX)]
+    for count in itertools.count(2):
+        yield path.with_name(f"{stem}_{count}{SUFFIX}")
 
 
 class StyleEncoderSave:
@@ -74,11 +86,19 @@ class StyleEncoderSave:
                 "file exists, _2, _3, ... is added instead of overwriting it.")}),
         }}
 
+    @classmethod
+    def VALIDATE_INPUTS(cls, name: Optional[str] = None):
+        who = "StyleEncoderSave"
+        if name is not None:
+            try:
+                _target(name, who)
+            except ValueError as error:  # reported before anything runs; the runner names node and input
+                return str(error).removeprefix(f"{who}: name ")
+        return True
+
     def save(self, style, name):
         who = "StyleEncoderSave"
-        path = _free_file(name, who)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_style(style, path)
+        path = save_style_new(style, _free_files(name, who))  # claimed exclusively: never overwrites a code
         log.info("%s: wrote %s", who, path)
         return (style,)
 

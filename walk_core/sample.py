@@ -13,6 +13,7 @@ from typing import Callable, Dict, List, Optional
 import torch
 
 from .guidance import GuidanceChain
+from .limits import check_walk_shape
 from .guidance.chain import GuidanceRecord
 from .noise import item_seeds
 from .noise_mix import walk_noise
@@ -128,6 +129,9 @@ def run_walk(target: WalkTarget, request: WalkRequest, guidance: GuidanceChain =
     step dict (for previews and interrupts).
     """
     validate(request)
+    # memory and pixels of this walk against the documented limits, before any state is allocated
+    check_walk_shape("run_walk", target.shape, request.batch_size, request.steps, request.trajectory_every,
+                     info=target.info, space=target.space, target=target.name)
     guidance.check(target)  # a term that cannot work on this target fails before any evaluation
     spec = WALKS[request.walk]
     options = {k: v for k, v in request.options.items() if k in spec.options}

@@ -8,6 +8,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from .errors import WorkflowError
 from .graph import normalize_api, set_ui_widget
+from .shape import check_depth
 from .spec import SEED_NAMES, InputSpec, article, input_specs
 from .validate import id_key, is_link
 
@@ -80,9 +81,13 @@ def parse_value(spec: InputSpec, raw: str, node_id: str, class_type: str) -> Any
         return raw
     if spec.type == "*":
         try:
-            return json.loads(text)
+            value = json.loads(text)
         except json.JSONDecodeError:
             return raw
+        except (RecursionError, ValueError):  # nested too deep, or an integer too long to read
+            raise fail() from None
+        check_depth(value, f"node {node_id} ({class_type}), input {spec.name!r}")
+        return value
     raise WorkflowError(node_id, class_type, spec.name,
                         f"this is {article(spec.type)} {spec.type} socket: it takes a link, so it cannot be set to {raw!r}")
 

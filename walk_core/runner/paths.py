@@ -9,6 +9,11 @@ from typing import Iterator, Optional, Union
 
 PathLike = Union[str, Path]
 
+#: the longest file or folder name most file systems accept, in bytes (ext4, APFS, NTFS, btrfs: 255)
+NAME_MAX = 255
+#: the longest whole path Linux accepts, in bytes, with its terminating NUL
+PATH_MAX = 4096
+
 
 @dataclass(frozen=True)
 class RunnerPaths:
@@ -69,8 +74,30 @@ def resolve_inside(base: Path, name: str, kind: str) -> Path:
         raise ValueError(f"{name!r} is not a file name; expected a path relative to the {kind} folder {base}")
     if PurePosixPath(name).is_absolute() or PureWindowsPath(name).is_absolute() or PureWindowsPath(name).drive:
         raise ValueError(f"{name!r} is an absolute path; files must be named relative to the {kind} folder {base}")
+    check_name_length(name, kind)
     root = base.resolve()
     full = (root / name).resolve()
     if full != root and root not in full.parents:
         raise ValueError(f"{name!r} points outside the {kind} folder {root}; paths may not climb out of it with '..'")
+    if len(str(full).encode("utf-8", "surrogatepass")) >= PATH_MAX:
+        raise ValueError(f"{name!r} makes a path of {len(str(full).encode('utf-8', 'surrogatepass'))} bytes in the "
+                         f"{kind} folder {root}; paths may have at most {PATH_MAX - 1} bytes")
     return full
+
+
+def check_name_length(name: str, kind: str, room: int = 0) -> None:
+    """Refuse a relative ``name`` with a part longer than :data:`NAME_MAX` bytes (UTF-8).
+
+    ``room`` is what the writer adds to the last part (a counter and a suffix such as ``_00001_.png``); the
+    ValueError says how long the part is and what is allowed, and the caller adds node and input.
+    """
+    parts = [p for p in PurePosixPath(str(name).replace("\\", "/")).parts if p not in ("/", "")]
+    for i, part in enumerate(parts):
+        extra = room if i == len(parts) - 1 else 0
+        size = len(part.encode("utf-8", "surrogatepass"))
+        if size + extra > NAME_MAX:
+            shown = part if len(part) <= 40 else part[:20] + "..." + part[-12:]
+            added = f" plus {extra} for the counter and suffix" if extra else ""
+            limit = f"{NAME_MAX - extra} bytes here ({NAME_MAX} in all)" if extra else f"{NAME_MAX} bytes"
+            raise ValueError(f"{shown!r} is {size} bytes long{added}; a file or folder name in the {kind} folder may "
+                             f"have at most {limit}")

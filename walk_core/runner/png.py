@@ -14,6 +14,8 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from .errors import WorkflowError
+from .png_text import read_text_chunks
+from .shape import parse_json
 
 PathLike = Union[str, Path]
 
@@ -52,30 +54,20 @@ def save_png(
 
 
 def read_png_text(path: PathLike) -> Dict[str, str]:
-    """All text chunks of a PNG."""
-    try:
-        with Image.open(path) as image:
-            image.load()
-            text = dict(getattr(image, "text", {}) or {})
-    except (OSError, SyntaxError) as e:
-        raise WorkflowError(None, None, None, f"{path}: cannot read the PNG ({e})") from None
-    return {k: v for k, v in text.items() if isinstance(v, str)}
+    """All text chunks of a PNG, read without decoding its pixels (png_text.read_text_chunks)."""
+    return read_text_chunks(path)
 
 
 def read_png_workflow(path: PathLike) -> Tuple[Optional[dict], Optional[dict]]:
-    """``(prompt, workflow)`` embedded in a PNG (either may be None, not both)."""
-    text = read_png_text(path)
+    """``(prompt, workflow)`` embedded in a PNG (either may be None, not both).
+
+    Each chunk is parsed and depth-checked like a workflow file (shape.parse_json); an embedded value
+    that is not a JSON object is ignored, as ComfyUI's editor does.
+    """
+    text = read_text_chunks(path, ("prompt", "workflow"))
     found = []
     for chunk in ("prompt", "workflow"):
-        if chunk not in text:
-            found.append(None)
-            continue
-        try:
-            found.append(json.loads(text[chunk]))
-        except json.JSONDecodeError as e:
-            raise WorkflowError(None, None, None,
-                                f"{path}: the PNG's {chunk!r} chunk is not valid JSON "
-                                f"(line {e.lineno}, column {e.colno}: {e.msg})") from None
+        found.append(parse_json(text[chunk], f"{path}: the PNG's {chunk!r} chunk") if chunk in text else None)
     prompt, workflow = found
     if not isinstance(prompt, dict) and not isinstance(workflow, dict):
         raise WorkflowError(None, None, None,

@@ -9,11 +9,13 @@ from __future__ import annotations
 import inspect
 import logging
 import math
+import re
 from typing import Any, Dict, List, Mapping, Optional
 
 from .errors import WorkflowError, unknown_classes_error
 from .graph import normalize_api
 from .paths import RunnerPaths, use_paths
+from .shape import check_api_shape
 from .spec import InputSpec, article, hidden_inputs, input_specs, is_output_node, return_types, types_match
 
 log = logging.getLogger(__name__)
@@ -34,8 +36,12 @@ def unwrap(value: Any) -> Any:
     return value["__value__"] if isinstance(value, dict) and "__value__" in value else value
 
 
-def check_value(spec: InputSpec, value: Any) -> Optional[str]:
-    """What is wrong with a literal ``value`` for ``spec`` (None when it is fine)."""
+def check_value(spec: InputSpec, value: Any, ranges: bool = True) -> Optional[str]:
+    """What is wrong with a literal ``value`` for ``spec`` (None when it is fine).
+
+    ``ranges=False`` checks the type only (numbers stay numbers), for inputs a node's VALIDATE_INPUTS
+    checks itself: ComfyUI still converts their type but leaves their range and choices to the node.
+    """
     allowed = spec.allowed()
     if spec.is_combo:
         return None if value in spec.choices else f"{value!r} is not among the choices; expected {allowed}"
@@ -46,8 +52,10 @@ def check_value(spec: InputSpec, value: Any) -> Optional[str]:
             number_ok = False
         if not number_ok:
             return f"{value!r} is not {'an integer' if kind == 'INT' else 'a number'}; expected {allowed}"
-        if not math.isfinite(value):
+        if isinstance(value, float) and not math.isfinite(value):
             return f"{value!r} is not a finite number; expected {allowed}"
+        if not ranges:
+            return None
         lo, hi = spec.options.get("min"), spec.options.get("max")
         if lo is not None and value < lo:
             return f"{value!r} is below the minimum {lo}; expected {allowed}"
@@ -64,13 +72,8 @@ def check_value(spec: InputSpec, value: Any) -> Optional[str]:
 
 
 def _check_shape(prompt: Any) -> None:
-    if not isinstance(prompt, Mapping) or not prompt:
-        raise WorkflowError(None, None, None, "the workflow has no nodes")
-    for node_id, node in prompt.items():
-        if not isinstance(node, Mapping) or not isinstance(node.get("class_type"), str):
-            raise WorkflowError(node_id, None, None, "an API-format node must be {\"class_type\": str, \"inputs\": {...}}")
-        if not isinstance(node.get("inputs", {}), Mapping):
-            raise WorkflowError(node_id, node["class_type"], None, f"'inputs' must be a dict, got {node['inputs']!r}")
+    """The document's structure, before anything reads it (shape.check_api_shape)."""
+    check_api_shape(prompt)
 
 
 def _outputs_text(node_id: str, class_type: str, types) -> str:
@@ -111,10 +114,20 @@ def _call_validate_inputs(cls: type, literals: Dict[str, Any]) -> Optional[tuple
         result = fn(**args)
     except ValueError as e:
         result = str(e)
+    except (TypeError, OverflowError) as e:  # values the node's own check cannot handle
+        result = f"cannot check these values ({type(e).__name__}: {e})"
     if result is True:
         return None
     names = [k for k in args if k in params] or list(args)
-    return names, (result if isinstance(result, str) else f"rejected the values {args!r}")
+    message = result if isinstance(result, str) else f"rejected the values {args!r}"
+    named = _NAMED_INPUT.match(message)
+    if named and named.group(1) in names:  # "width=5000 is ..." is about that input alone
+        names = [named.group(1)]
+    return names, message
+
+
+#: A VALIDATE_INPUTS message about one input starts with ``name=`` (after an optional ``Who: ``).
+_NAMED_INPUT = re.compile(r"(?:[\w .()]+: )?(\w+)=")
 
 
 def check_node(node_id: str, prompt: Mapping[str, Any], node_classes: Mapping[str, type]) -> List[WorkflowError]:
@@ -149,8 +162,8 @@ def check_node(node_id: str, prompt: Mapping[str, Any], node_classes: Mapping[st
             continue
         value = unwrap(value)
         literals[name] = value
-        if name not in custom_params:
-            problem = check_value(spec, value)
+        if name not in custom_params or not spec.is_combo:  # a node that checks an input itself gets its type
+            problem = check_value(spec, value, ranges=name not in custom_params)
             if problem:
                 fail(name, problem)
     if not errors:

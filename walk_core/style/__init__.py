@@ -7,9 +7,9 @@ spectrum (the style-energy target's guard against per-pixel noise); ``code`` -- 
 its differentiable distance, and safetensors save/load. No ComfyUI imports.
 """
 from .clip_vision import ClipVisionEncoder
-from .code import StyleCode, encode_style, load_style, save_style, style_distance
+from .code import StyleCode, encode_style, load_style, save_style, save_style_new, style_distance
 from .encoders import ENCODERS, VGG19_FILE, build_encoder, weight_search_dirs
 from .statistics import STATISTICS
 
 __all__ = ["ClipVisionEncoder", "ENCODERS", "STATISTICS", "StyleCode", "VGG19_FILE", "build_encoder", "encode_style",
-           "load_style", "save_style", "style_distance", "weight_search_dirs"]
+           "load_style", "save_style", "save_style_new", "style_distance", "weight_search_dirs"]

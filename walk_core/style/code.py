@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, Optional, Sequence, Tuple, Union
 
 import torch
 
+from ..atomic_files import write_new, write_replace
+from ..limits import LimitError
+from ..safetensors_header import check_float_entries, read_header
+from ..weight_checks import check_float_tensors
 from .clip_vision import NAME as CLIP_VISION, rebuild as rebuild_clip_vision
 from .encoders import Encoder, build_encoder
 from .spectrum import BINS, log_spectrum
@@ -113,8 +117,8 @@ def style_distance(code: StyleCode, x: torch.Tensor) -> torch.Tensor:
     return total / len(code.stats)
 
 
-def save_style(code: StyleCode, path: Path | str) -> Path:
-    """Write ``code`` as safetensors; the encoder and its config go into the metadata."""
+def _writer(code: StyleCode):
+    """``write(path)`` putting ``code`` there as safetensors; the encoder and its config go into the metadata."""
     from safetensors.torch import save_file
 
     tensors = {k: v.detach().float().contiguous().cpu() for k, v in {**code.stats, **code.proj}.items()}
@@ -123,9 +127,28 @@ def save_style(code: StyleCode, path: Path | str) -> Path:
     metadata = {"format": FORMAT, "version": VERSION, "encoder": code.encoder_name,
                 "encoder_config": json.dumps(code.encoder_config), "statistics": code.statistics,
                 "weights": json.dumps(list(code.weights))}
-    path = Path(path)
-    save_file(tensors, str(path), metadata=metadata)
-    return path
+    return lambda path: save_file(tensors, str(path), metadata=metadata)
+
+
+def save_style(code: StyleCode, path: Path | str) -> Path:
+    """Write ``code`` as safetensors at ``path``, atomically (a complete file or none; an existing one replaced)."""
+    return write_replace(path, _writer(code))
+
+
+def save_style_new(code: StyleCode, candidates: Iterable[Path | str]) -> Path:
+    """Write ``code`` under the first of ``candidates`` (one folder) that no file has, claimed exclusively."""
+    return write_new(candidates, _writer(code))
+
+
+def _encoder_of_file(name: Any, config: Dict[str, Any], search_dirs: Sequence[Path | str], who: str) -> Encoder:
+    """build_encoder for a file's metadata: its errors name the file (an over-limit one stays a LimitError)."""
+    try:
+        return build_encoder(name, config, search_dirs)
+    except LimitError as error:
+        raise LimitError(f"{who}: {error}") from None
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"{who}: the metadata's encoder {str(name)[:80]!r} with encoder_config "
+                         f"{str(config)[:120]}: {error}") from None
 
 
 def load_style(path: Path | str, search_dirs: Sequence[Path | str] = (), clip_vision: Any = None) -> StyleCode:
@@ -138,6 +161,8 @@ def load_style(path: Path | str, search_dirs: Sequence[Path | str] = (), clip_vi
     who = f"load_style ({path})"
     if not Path(path).is_file():
         raise FileNotFoundError(f"{who}: no such file; expected a style code written by save_style (.safetensors)")
+    # the file size limit, a header that describes its data, and float statistics -- before any tensor is read
+    check_float_entries(read_header(path, who), who)
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
@@ -150,18 +175,23 @@ def load_style(path: Path | str, search_dirs: Sequence[Path | str] = (), clip_vi
     try:
         statistics, encoder = metadata["statistics"], metadata["encoder"]
         config, weights = json.loads(metadata["encoder_config"]), tuple(json.loads(metadata["weights"]))
-    except (KeyError, json.JSONDecodeError) as error:
-        raise ValueError(f"{who}: damaged metadata ({error!r}); expected encoder, encoder_config, statistics, "
-                         "weights") from None
+    except (KeyError, TypeError, ValueError, RecursionError) as error:
+        raise ValueError(f"{who}: damaged metadata ({str(error)[:200]!r}); expected encoder, encoder_config, "
+                         "statistics, weights") from None
+    if not isinstance(config, dict) or not all(isinstance(w, (int, float)) and not isinstance(w, bool)
+                                               for w in weights):
+        raise ValueError(f"{who}: damaged metadata: encoder_config must be a JSON object and weights a list of "
+                         f"numbers; got {str(config)[:80]} and {str(list(weights))[:80]}")
     if statistics not in STATISTICS:
         raise ValueError(f"{who}: statistics {statistics!r}; expected one of {', '.join(STATISTICS)}")
+    check_float_tensors(tensors, who)  # integer statistics would be truncated, NaN ones blamed on the walk
     if encoder == CLIP_VISION:
         net = rebuild_clip_vision(config, clip_vision, who)
     elif clip_vision is not None:
         raise ValueError(f"{who}: clip_vision was given, but the code was made with encoder {encoder!r}; expected "
                          f"clip_vision only for codes of encoder {CLIP_VISION!r}")
     else:
-        net = build_encoder(encoder, config, search_dirs)
+        net = _encoder_of_file(encoder, config, search_dirs, who)
     with torch.no_grad():
         channels = [f.shape[1] for f in net.features(torch.zeros(1, 3, 16, 16))]
     shapes = {"gram": lambda c: (c, c), "mean": lambda c: (c,), "std": lambda c: (c,),

@@ -19,6 +19,9 @@ import torch
 import torch.nn.functional as F
 
 from ..registry import Registry
+from ..limits import check_network_params
+from ..safetensors_header import read_header
+from ..weight_checks import check_float_tensors
 
 ENCODERS: Registry[type] = Registry("style encoder")
 # Encoders around a network the caller supplies (clip_vision.py): not in ENCODERS, which holds what a name and a
@@ -132,6 +135,7 @@ def load_vgg19_state(path: Path) -> Dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
     who = f"style encoder vgg19 ({path})"
+    read_header(path, who)  # the file size limit and a header that describes its data, before reading it
     try:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as error:
@@ -151,6 +155,7 @@ def load_vgg19_state(path: Path) -> Dict[str, torch.Tensor]:
     for key, shape in expected.items():
         if tuple(state[key].shape) != shape:
             raise ValueError(f"{who}: key {key} has shape {tuple(state[key].shape)}; expected {shape}")
+    check_float_tensors(state, who, expected)
     return {k: state[k].float() for k in expected}
 
 
@@ -193,6 +198,24 @@ class VGG19Encoder(Encoder):
         return out
 
 
+#: Bounds of the random encoder's config (a file's metadata may not ask for more): scales and channels per scale.
+RANDOM_MAX_SCALES, RANDOM_MAX_WIDTH = 4, 1024  # 4 scales keep 2 px at the coarsest of a MIN_SIZE picture
+
+
+def random_config(config: Dict[str, Any]) -> Tuple[int, Tuple[int, ...]]:
+    """(seed, widths) of a random encoder's config, checked before any filter is drawn."""
+    seed, widths = config.get("seed", 0), config.get("widths", (32, 64, 64))
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2 ** 63:
+        raise ValueError(f"style encoder random: seed={seed!r} is not allowed; expected an integer in 0..2**63-1")
+    if (not isinstance(widths, (list, tuple)) or not 1 <= len(widths) <= RANDOM_MAX_SCALES
+            or not all(isinstance(w, int) and not isinstance(w, bool) and 1 <= w <= RANDOM_MAX_WIDTH for w in widths)):
+        raise ValueError(f"style encoder random: widths={str(widths)[:80]} is not allowed; expected 1 to "
+                         f"{RANDOM_MAX_SCALES} channel counts in 1..{RANDOM_MAX_WIDTH}")
+    filters = sum(c_in * c_out * 9 for c_in, c_out in zip((3,) + tuple(widths), widths))
+    check_network_params(filters, "style encoder random", f"widths={list(widths)}")
+    return seed, tuple(widths)
+
+
 def build_encoder(name: str, config: Dict[str, Any] | None = None,
                   search_dirs: Sequence[Path | str] = ()) -> Encoder:
     """The encoder ``name`` (unknown names list the valid ones) from its config."""
@@ -202,7 +225,8 @@ def build_encoder(name: str, config: Dict[str, Any] | None = None,
     cls = ENCODERS[name]
     config = dict(config or {})
     if cls is RandomEncoder:
-        return RandomEncoder(seed=int(config.get("seed", 0)), widths=tuple(config.get("widths", (32, 64, 64))))
+        seed, widths = random_config(config)
+        return RandomEncoder(seed=seed, widths=widths)
     if cls is vgg_adain.VGG19AdaINEncoder:
         return vgg_adain.build(config, search_dirs)
     return cls.load(search_dirs)

@@ -23,6 +23,7 @@ from typing import Any, ClassVar, Dict, List, Mapping, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
+from ..safetensors_header import read_header
 from .encoders import ENCODERS, Encoder, check_size, find_weights, weight_search_dirs
 
 VGG19_ADAIN_FILE = "vgg19_adain.safetensors"
@@ -83,6 +84,10 @@ def load_state(path: Path) -> Dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
     who = f"style encoder vgg19_adain ({path})"
+    try:
+        read_header(path, who)  # the file size limit and a header that describes its data, before reading it
+    except ValueError as error:
+        raise ValueError(f"{error}; {MAKE_VGG19_ADAIN}") from None
     try:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as error:
@@ -168,7 +173,11 @@ class VGG19AdaINEncoder(Encoder):
 
 
 def build(config: Dict[str, Any], search_dirs: Sequence[Path | str]) -> VGG19AdaINEncoder:
-    layers = tuple(config.get("layers", STYLE_LAYERS))
+    layers = config.get("layers", STYLE_LAYERS)
+    if not isinstance(layers, (list, tuple)) or not all(isinstance(name, str) for name in layers):
+        raise ValueError(f"style encoder vgg19_adain: layers={str(layers)[:80]}; expected a list of layer names "
+                         f"among {', '.join(KNOWN_LAYERS)}")
+    layers = tuple(layers)
     _check_layers(layers, "style encoder vgg19_adain")  # a bad config fails before the file is looked for
     return VGG19AdaINEncoder.load(search_dirs, layers)
 

@@ -131,5 +131,8 @@ def image_mixture_target(spec: ImageMixtureSpec, width: int, height: int) -> Wal
         exact=sampled,
         unconditional=unconditional,
         info={"unconditional_exact": mixture, "components": spec.n_components(),
-              "source": "patterns" if spec.images is None else "images"},
+              "source": "patterns" if spec.images is None else "images",
+              # walk state copies of working memory (walk_core.limits): a mean and low-rank factors per
+              # component, and the per-component residuals of the exact denoiser (~80 each, measured on the CPU)
+              "memory_factor": 80.0 * spec.n_components()},
     )

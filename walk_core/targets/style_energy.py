@@ -274,5 +274,8 @@ def style_energy_target(spec: StyleEnergySpec, width: int, height: int) -> WalkT
         info={"source": "style energy", "terms": energy.terms, "count": energy.count,
               "gradient_steps": spec.gradient_steps, "temperature": spec.temperature,
               "prior_std": spec.prior_std, "content_weight": spec.content_weight,
-              "spectrum_weight": spec.spectrum_weight},
+              "spectrum_weight": spec.spectrum_weight,
+              # walk state copies of working memory (walk_core.limits), measured on the CPU: the encoder's
+              # activations and their gradients; VGG-19's are 3x the random encoder's
+              "memory_factor": 110.0 if spec.style.encoder_name == "random" else 330.0},
     )
