@@ -1,4 +1,4 @@
-"""``python cli.py train``: train an own model from the command line (the arguments and the call)."""
+"""``cli.py train``: train an own model from the command line (the arguments and the call)."""
 from __future__ import annotations
 
 import argparse
@@ -13,9 +13,9 @@ log = logging.getLogger(__name__)
 
 EXAMPLES = """\
 examples:
-  python cli.py train --references painting --out output/walk_models/painting.safetensors --minutes 10
-  python cli.py train --folder my_photos --size 64 --minutes 60 --out output/walk_models/photos.safetensors
-  python cli.py train --references bricks,foliage,marble --out output/walk_models/three.safetensors
+  .venv/bin/python cli.py train --references painting --out output/walk_models/painting.safetensors --minutes 10
+  .venv/bin/python cli.py train --folder my_photos --size 64 --minutes 60 --out output/walk_models/photos.safetensors
+  .venv/bin/python cli.py train --references bricks,foliage,marble --out output/walk_models/three.safetensors
 Run the same command again to continue from the saved state (add --fresh to start over). The model's sample
 grids (<name>.samples/) and validation losses (<name>.metrics.jsonl) are written beside it.
 """

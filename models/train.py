@@ -25,6 +25,7 @@ import torch
 
 from .checkpoint import check_state_dict, load_state, save_model, save_state, state_path
 from .data import CROPS, CropSampler, ImageSet
+from .train_limits import check_training
 from .unet import EDMDenoiser, UNetConfig
 from .validation import ValidationSet
 
@@ -95,6 +96,12 @@ class TrainResult:
     stopped: str  # "steps", "time", or "done" (a resumed run that had nothing left to do)
 
 
+def progress_text(info: dict) -> str:
+    """The detail a progress report shows for one ``progress(fraction, info)`` call: ``step 120, loss 0.0831``."""
+    loss = info.get("loss")
+    return f"step {info.get('step')}" + ("" if loss is None else f", loss {loss:.4f}")
+
+
 def _learning_rate(config: TrainConfig, step: int) -> float:
     lr = config.lr
     if config.warmup:
@@ -125,6 +132,7 @@ class Trainer:
             raise ValueError(f"train: out={str(out)!r}; expected a file name ending in .safetensors")
         if architecture.num_classes != len(data.classes):
             architecture = replace(architecture, num_classes=len(data.classes))
+        check_training("train", config.size, config.batch_size, architecture)  # before anything is built
         self.data, self.config, self.architecture = data, config, architecture
         self.out.parent.mkdir(parents=True, exist_ok=True)
         self.device = config.resolved_device()

@@ -37,14 +37,14 @@ class GuidedPrediction:
     """
 
     def __init__(self, target: WalkTarget, chain: GuidanceChain, sigma_max: float, sigma_min: float,
-                 calc: Callable):
+                 calc: Callable, records: Optional[list] = None):
         self.calc = calc
         self.model = None
         self.conds: dict = {}
         self.last: dict = {}
         view = replace(target, denoiser=self._conditional, unconditional=self._unconditional, paired=self._paired,
                        cfg_formula=self._cfg)
-        self.guided = chain.wrap(view, sigma_max, sigma_min)
+        self.guided = chain.wrap(view, sigma_max, sigma_min, records=records)
 
     # -- the branches, as the chain asks for them
     def _raw(self, x, sigma, both: bool, model_options, seed):
@@ -120,13 +120,15 @@ def guider_class():
             super().__init__(model_patcher)
             self.target, self.chain = target, chain
             self.prediction: Optional[GuidedPrediction] = None
+            self.records: Optional[list] = None  # set to a list to collect a GuidanceRecord per evaluation
 
         def sample(self, noise, latent_image, sampler, sigmas, denoise_mask=None, callback=None,
                    disable_pbar=False, seed=None):
             hi, lo = walk_range(sigmas)
             target = replace(self.target, shape=tuple(noise.shape[1:]))
             self.chain.check(target)
-            self.prediction = GuidedPrediction(target, self.chain, hi, lo, comfy.samplers.calc_cond_batch)
+            self.prediction = GuidedPrediction(target, self.chain, hi, lo, comfy.samplers.calc_cond_batch,
+                                               records=self.records)
             source = source_of(self.target)
             network = getattr(source.model.model, "diffusion_model", None) if source.tile else None
             try:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from typing import Callable, Optional
 
-from ..walk_core.progress import current_progress
+from ..walk_core.progress import current_progress, report
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +39,13 @@ def interrupt_check() -> Optional[Callable[[dict], None]]:
 
 
 def progress_with_preview(total: int) -> Optional[Callable[..., None]]:
-    """A ``(done, image=None)`` callable: ComfyUI's progress bar showing ``image`` (a PIL image) on the node when
-    given; headless the runner's ``(done, total)`` hook (the image is not shown)."""
+    """A ``(done, image=None, detail=None)`` callable: ComfyUI's progress bar showing ``image`` (a PIL image) on
+    the node when given; headless the runner's hook, which logs ``detail`` (e.g. step and loss) and shows no
+    image."""
     comfy = _comfy_utils()
     if comfy is None:
         hook = current_progress()
-        return None if hook is None else (lambda done, image=None: hook(done, total))
+        return None if hook is None else (lambda done, image=None, detail=None: report(hook, done, total, detail))
     bar = comfy.utils.ProgressBar(total)
-    return lambda done, image=None: bar.update_absolute(done, total, None if image is None else ("PNG", image, 512))
+    return lambda done, image=None, detail=None: bar.update_absolute(
+        done, total, None if image is None else ("PNG", image, 512))

@@ -17,7 +17,6 @@ from typing import Any, Optional
 import torch
 import torch.nn.functional as F
 
-from ..models.target import pad_circularly
 from ..walk_core.bridge import FLOW_SIGMA_CAP, is_flow
 from ..walk_core.targets import Decoder, WalkTarget
 
@@ -41,6 +40,8 @@ class ModelSource:
 def circular_padding(module: Optional[torch.nn.Module]):
     """For the duration: every zero-padded convolution of ``module`` pads circularly (so its pictures tile), as
     seamless-tiling patches of diffusion models do; restored afterwards, whatever happens. None = nothing."""
+    from ..models.target import pad_circularly  # noqa: PLC0415  (the trainer's package: loaded on first use)
+
     changed = [] if module is None else pad_circularly(module)
     try:
         yield
@@ -106,6 +107,8 @@ def vae_decoder(vae, process_out, factor: int, scale: float, tile: bool = False)
             copies.clear()  # one copy at a time
             copies[key] = trainable_copy(vae.first_stage_model, z.device, dtype)
             if tile:  # the private copy keeps circular padding for good
+                from ..models.target import pad_circularly  # noqa: PLC0415
+
                 pad_circularly(copies[key])
         pixels = copies[key].decode(latent.to(dtype=dtype))
         return pixels.to(dtype=torch.float32)

@@ -20,9 +20,10 @@ from ..walk_core.bridge import walk_sampler_function
 from ..walk_core.noise import item_seeds
 from ..walk_core.sample import request_noise, validate, walk_sigmas
 from ..walk_core.targets import WalkTarget
-from ..walk_core.trajectory import Trajectory
+from ..walk_core.trajectory import Trajectory, walk_trajectory
 from .comfy_guider import make_guider
 from .comfy_model import circular_padding, source_of
+from .layout import image_to_walk
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,8 @@ def to_image(source, latent: torch.Tensor) -> torch.Tensor:
 
 def walk_model(target: WalkTarget, request: WalkRequest, chain: GuidanceChain,
                init_latent: Optional[dict] = None) -> tuple:
-    """Run ``request`` on a MODEL target inside ComfyUI; returns (IMAGE, LATENT, trajectory IMAGE)."""
+    """Run ``request`` on a MODEL target inside ComfyUI; returns (IMAGE, LATENT, trajectory IMAGE,
+    WalkTrajectory)."""
     import latent_preview  # noqa: PLC0415  (ComfyUI's)
 
     comfy = _comfy()
@@ -98,6 +100,7 @@ def walk_model(target: WalkTarget, request: WalkRequest, chain: GuidanceChain,
     steps = len(sigmas) - 1
     preview = latent_preview.prepare_callback(source.model, steps)
     trajectory = Trajectory(request.trajectory_every, steps)
+    guider.records = trajectory.guidance  # each guidance term's change per evaluation, for Walk Picture
 
     def callback(step, x0, x, total):
         comfy.model_management.throw_exception_if_processing_interrupted()
@@ -118,6 +121,8 @@ def walk_model(target: WalkTarget, request: WalkRequest, chain: GuidanceChain,
     image = to_image(source, samples)
     frames = trajectory.denoised_frames()
     if frames is None:  # trajectory_every 0: the last x-hat-0 is the result itself (no second decode)
-        return image, out, image
-    process_out = source.model.get_model_object("latent_format").process_out
-    return image, out, to_image(source, process_out(frames))
+        pictures = image
+    else:
+        process_out = source.model.get_model_object("latent_format").process_out
+        pictures = to_image(source, process_out(frames))
+    return image, out, pictures, walk_trajectory(trajectory, sigmas, image_to_walk(pictures, "WalkSampler"))

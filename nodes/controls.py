@@ -19,6 +19,7 @@ from .inputs import pick
 from .sampler import WalkSampler
 from .style import StyleEncoder
 from .types import CATEGORY, WALK_GUIDANCE, WALK_TARGET
+from .walk_limits import declared_problem, walk_problem
 
 VARY = {"subtle": 0.35, "strong": 0.75}  # denoise: how much of the walk runs from the source picture
 ASPECTS = {"1:1": (1, 1), "4:3": (4, 3), "3:4": (3, 4), "3:2": (3, 2), "2:3": (2, 3), "16:9": (16, 9),
@@ -39,7 +40,7 @@ def run(target, walk, schedule, steps, seed, guidance=None, **inputs):
     patch target's 1.15): (IMAGE, LATENT)."""
     settings = {**WALK_DEFAULTS, "s_noise": target.walk_s_noise, "batch_size": 1, "width": 64, "height": 64,
                 "denoise": 1.0, **inputs}
-    image, latent, _ = WalkSampler().sample(target, walk, schedule, steps, seed, guidance=guidance, **settings)
+    image, latent, *_ = WalkSampler().sample(target, walk, schedule, steps, seed, guidance=guidance, **settings)
     return image, latent
 
 
@@ -137,6 +138,12 @@ class WalkWander:
             "optional": {"guidance": (WALK_GUIDANCE, {"tooltip": GUIDANCE_TOOLTIP})},
         }
 
+    @classmethod
+    def VALIDATE_INPUTS(cls, frames=None, width=None, height=None, steps=None):
+        """Pixels and the walk's memory (walk_core.limits): one walk of ``frames`` pictures."""
+        return walk_problem(cls, "WalkWander", width=width, height=height, batch=frames, steps=steps,
+                            batch_name="frames")
+
     def wander(self, target, frames, step, walk, schedule, steps, seed, width, height, guidance=None):
         return run(target, walk, schedule, steps, seed, guidance, batch_size=frames, width=width, height=height,
                    wander=step)
@@ -209,6 +216,19 @@ class WalkGrid:
                 "guidance": (WALK_GUIDANCE, {"tooltip": GUIDANCE_TOOLTIP + " The style term is added after it."}),
             },
         }
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, size=None, aspect=None, items=None, steps=None):
+        """Pixels and the walk's memory (walk_core.limits): one walk of ``items`` pictures of the aspect's size."""
+        problem = walk_problem(cls, "WalkGrid", batch=items, steps=steps, batch_name="items")
+        if problem is not True or size is None or aspect is None:
+            return problem
+        problem = declared_problem(cls, size=size, aspect=aspect)
+        if problem:
+            return problem
+        width, height = aspect_size(aspect, size)
+        return walk_problem(cls, "WalkGrid", width=width, height=height, batch=items, steps=steps,
+                            batch_name="items")
 
     def grid(self, target, chaos, stylize, tile, aspect, size, items, item, walk, schedule, steps, seed,
              style_image=None, guidance=None):

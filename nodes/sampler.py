@@ -5,11 +5,13 @@ from dataclasses import replace
 
 from ..walk_core import GuidanceChain, WalkRequest, run_walk
 from ..walk_core.noise import SEED_MAX
+from ..walk_core.trajectory import walk_trajectory
 from .comfy_hooks import interrupt_check, progress_hook
 from .comfy_model import source_of
 from .inputs import pick
 from .layout import image_to_walk, mask_to_walk, walk_to_image
-from .types import CATEGORY, WALK_GUIDANCE, WALK_TARGET
+from .types import CATEGORY, WALK_GUIDANCE, WALK_TARGET, WALK_TRAJECTORY
+from .walk_limits import check_before_walk, walk_problem
 
 
 def _options(walk: str, eta, s_noise, churn, snr, corrector_steps, order=0) -> dict:
@@ -22,19 +24,31 @@ def _options(walk: str, eta, s_noise, churn, snr, corrector_steps, order=0) -> d
     return options
 
 
+def _walk_size(target, width: int, height: int, init_latent=None, init_image=None) -> tuple:
+    """(width, height) in pixels the walk will have: an init's size where one is given, else the inputs'."""
+    if init_latent is not None:
+        factor = target.info.get("pixels_per_latent", 1) if target.space == "latent" else 1
+        return int(init_latent["samples"].shape[-1]) * factor, int(init_latent["samples"].shape[-2]) * factor
+    if init_image is not None and target.space != "latent":
+        return int(init_image.shape[2]), int(init_image.shape[1])
+    return width, height
+
+
 class WalkSampler:
     DESCRIPTION = (
         "Walks from noise to a target distribution with the chosen random walk and schedule, steered by an "
         "optional guidance chain. Outputs the pictures, the same as a LATENT (walk-space samples plus per-item "
-        "seeds), and the walk's trajectory as a batch of x-hat-0 snapshots."
+        "seeds), the walk's trajectory as a batch of x-hat-0 snapshots, and the walk itself (sigma per step, "
+        "each guidance term's change, the snapshots) for Walk Picture."
     )
     CATEGORY = CATEGORY
-    RETURN_TYPES = ("IMAGE", "LATENT", "IMAGE")
-    RETURN_NAMES = ("image", "latent", "trajectory")
+    RETURN_TYPES = ("IMAGE", "LATENT", "IMAGE", WALK_TRAJECTORY)
+    RETURN_NAMES = ("image", "latent", "trajectory", "walk_trajectory")
     OUTPUT_TOOLTIPS = (
         "The final pictures (pixel targets).",
         "The final walk state as a LATENT ({'samples': [B, C, H, W]}, with 'seeds': the per-item seeds).",
         "x-hat-0 snapshots every trajectory_every steps, time-major ([T * B] images).",
+        "The walk for Walk Picture: sigma per step, each guidance term's change per evaluation, the snapshots.",
     )
     FUNCTION = "sample"
 
@@ -71,6 +85,12 @@ class WalkSampler:
             },
         }
 
+    @classmethod
+    def VALIDATE_INPUTS(cls, width=None, height=None, batch_size=None, steps=None, trajectory_every=None):
+        """Pixels and the walk's memory (walk_core.limits) from the literal inputs, before anything runs."""
+        return walk_problem(cls, "WalkSampler", width=width, height=height, batch=batch_size, steps=steps,
+                            trajectory_every=trajectory_every)
+
     def sample(self, target, walk, schedule, steps, seed, batch_size, width, height, sigma_max, sigma_min,
                eta, s_noise, churn, snr, corrector_steps, order, denoise, trajectory_every,
                guidance=None, init_image=None, init_latent=None, mask=None, noise_share=0.0, share_seed=-1,
@@ -81,6 +101,8 @@ class WalkSampler:
             denoise=denoise, trajectory_every=trajectory_every, noise_share=noise_share,
             share_seed=share_seed, wander=wander,
         )
+        check_before_walk("WalkSampler", target, *_walk_size(target, width, height, init_latent, init_image),
+                          batch_size, steps, trajectory_every)
         if source_of(target) is not None:  # a ComfyUI MODEL: walked through ComfyUI's sampling
             if mask is not None:
                 if init_latent is None:
@@ -111,9 +133,10 @@ class WalkSampler:
             latent.update(noise_share=noise_share, share_seed=seed if share_seed < 0 else share_seed)
         frames = result.trajectory.denoised_frames()
         if target.space == "pixels":
-            return (walk_to_image(result.x), latent, walk_to_image(frames))
-        # other latent targets have no decoder: show the first three channels
-        return (walk_to_image(result.x[:, :3].tanh()), latent, walk_to_image(frames[:, :3].tanh()))
+            image, pictures = walk_to_image(result.x), frames
+        else:  # other latent targets have no decoder: show the first three channels
+            image, pictures = walk_to_image(result.x[:, :3].tanh()), frames[:, :3].tanh()
+        return (image, latent, walk_to_image(pictures), walk_trajectory(result.trajectory, result.sigmas, pictures))
 
     @staticmethod
     def _model(target, request, guidance, width, height, init_latent, init_image):

@@ -15,6 +15,7 @@ from .targets_checkpoint import TargetDistributionCheckpoint
 from .targets_model import TargetDistributionModel
 from .targets_style import TargetDistributionStyle
 from .train import TrainWalkModel
+from .walk_picture import WalkPicture
 
 NODE_TABLE = {
     "WalkSampler": (WalkSampler, "Walk Sampler"),
@@ -36,4 +37,5 @@ NODE_TABLE = {
     "WalkWander": (WalkWander, "Walk Wander (seed-space animation)"),
     "WalkGrid": (WalkGrid, "Walk Grid (chaos / stylize / tile / aspect)"),
     "WalkOutpaint": (WalkOutpaint, "Walk Outpaint (pan / zoom out)"),
+    "WalkPicture": (WalkPicture, "Walk Picture (sigma, guidance, x0 filmstrip)"),
 }

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import torch
 
-from ..models import load_model, model_target
 from .model_files import find_model, model_names
 from .types import CATEGORY, WALK_TARGET
 
@@ -24,7 +23,7 @@ def model_device(choice: str) -> torch.device:
 
 class TargetDistributionCheckpoint:
     DESCRIPTION = (
-        "A model this pack trained (Train Walk Model or `python cli.py train`) as a target: its denoiser in pixel "
+        "A model this pack trained (Train Walk Model or `cli.py train`) as a target: its denoiser in pixel "
         "space. Models are looked for in the pack's models/trained folder and in ComfyUI's models/walk_models "
         "(headless: the output folder's walk_models). Fully convolutional: it walks at any width and height that "
         "are multiples of 2^(levels-1), not only its training size. A class-conditional model gives CFG/APG "
@@ -57,6 +56,8 @@ class TargetDistributionCheckpoint:
             raise TypeError(f"{WHO}.load: unexpected inputs {sorted(unknown)}")
         if device not in DEVICES:
             raise ValueError(f"{WHO}: device={device!r}; expected one of {', '.join(DEVICES)}")
+        from ..models import load_model, model_target  # noqa: PLC0415  (not at import: ComfyUI's start-up)
+
         path = find_model(model_name, WHO)
         model = load_model(path)
         return (model_target(model, class_name=inputs.get("class", ""), device=model_device(device),

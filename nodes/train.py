@@ -3,10 +3,8 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-from ..models import TrainConfig, UNetConfig, from_references, from_tensors, load_folder, model_target, train
-from ..models.data import CROPS, ImageSet
 from ..walk_core.noise import SEED_MAX
 from ..walk_core.references import REFERENCES
 from ..walk_core.runner.paths import current_paths, resolve_inside
@@ -16,6 +14,11 @@ from .model_files import output_file, save_dir
 from .targets_checkpoint import model_device
 from .types import CATEGORY, WALK_TARGET
 
+if TYPE_CHECKING:
+    from ..models.data import ImageSet
+
+# The trainer (models/) is imported inside the functions that use it: ComfyUI's start-up, which imports every node
+# module to read NODE_CLASS_MAPPINGS, does not load it (bench/import_time.py).
 log = logging.getLogger(__name__)
 WHO = "TrainWalkModel"
 PROGRESS_TICKS = 1000
@@ -54,6 +57,8 @@ def _labels(text: str, count: int):
 
 def training_data(images, labels: str, folder: str, references: str, size: int) -> ImageSet:
     """Exactly one source: an IMAGE batch (+ labels), a folder inside the input folder, or procedural references."""
+    from ..models import from_references, from_tensors, load_folder  # noqa: PLC0415
+
     given = [name for name, v in (("images", images), ("folder", folder.strip()), ("references", references.strip()))
              if v is not None and v != ""]
     if len(given) != 1:
@@ -97,6 +102,8 @@ class TrainWalkModel:
 
     @classmethod
     def INPUT_TYPES(cls):
+        from ..models.data import CROPS  # noqa: PLC0415
+
         return {
             "required": {
                 "model_name": ("STRING", {"default": "my_walk_model", "tooltip": (
@@ -156,25 +163,42 @@ class TrainWalkModel:
             },
         }
 
+    @classmethod
+    def VALIDATE_INPUTS(cls, model_name=None, folder=None):
+        """File names are checked before anything runs: the model file and the training folder stay in their
+        folders, and the model's name leaves room for the files written beside it."""
+        for name, value in (("model_name", model_name), ("folder", folder)):
+            if value is not None and not isinstance(value, str):
+                return f"{name}={value!r} is not text; expected a file or folder name"
+        try:
+            if model_name is not None:
+                output_file(model_name, WHO)
+            if folder and folder.strip():
+                resolve_inside(_input_folder(), folder.strip(), "input")
+        except ValueError as error:
+            return str(error).removeprefix(f"{WHO}: ")
+        return True
+
     def train(self, model_name, size, minutes, steps, batch_size, learning_rate, width, levels, blocks, attention,
               patch, crops, seed, resume, images=None, labels="", folder="", references="", device="auto", **inputs):
+        from ..models import TrainConfig, UNetConfig, model_target, train  # noqa: PLC0415
+        from ..models.train import progress_text  # noqa: PLC0415
+
         unknown = set(inputs) - {"class"}
         if unknown:
             raise TypeError(f"{WHO}.train: unexpected inputs {sorted(unknown)}")
-        if not model_name.strip():
-            raise ValueError(f"{WHO}: model_name is empty; expected a file name such as 'my_walk_model'")
+        out = output_file(model_name, WHO)  # a bad name fails before any data is loaded
         data = training_data(images, labels, folder, references, size)
         architecture = UNetConfig(width=width, mults=(1,) + (2,) * (levels - 1), blocks=blocks,
                                   attention=(levels - 1,) if attention else (), patch=int(patch))
         where = model_device(device)
         config = TrainConfig(size=size, batch_size=batch_size, steps=steps, minutes=minutes, lr=learning_rate,
                              crops=crops, seed=seed, device="cuda" if where.type == "cuda" else "cpu")
-        out = output_file(model_name, WHO)
         hook = progress_with_preview(PROGRESS_TICKS)
         stop = interrupt_check()
 
         def progress(fraction, info):  # the node shows each new sample grid while it trains
-            hook(int(fraction * PROGRESS_TICKS), _picture(info.get("samples")))
+            hook(int(fraction * PROGRESS_TICKS), _picture(info.get("samples")), detail=progress_text(info))
 
         result = train(data, out, config, architecture, resume=resume, progress=progress if hook else None,
                        check=(lambda: stop({})) if stop else None)

@@ -101,7 +101,7 @@ def test_model_target_takes_its_facts_from_the_model():
 @pytest.mark.parametrize("kind", KINDS)
 def test_walk_sampler_reproduces_the_models_distribution_for_every_prediction_type(kind, fake_comfy):
     tgt, model = target(kind, positive=0.6)
-    _, latent, _ = walk_sampler(tgt)  # no guidance: the conditional branch alone
+    _, latent, *_ = walk_sampler(tgt)  # no guidance: the conditional branch alone
     scaled = latent["samples"] * cs.LatentFormat.scale_factor  # the model's own (scaled) latent units
     check_gaussian(scaled, 0.6, SCALE)
     assert set(model.model.calls) == {BATCH}  # the negative prompt is never evaluated without a cfg term
@@ -126,17 +126,20 @@ def test_cfg_through_the_chain_gives_the_exact_guided_distribution(kind, fake_co
     """For Gaussian branches of equal spread, u + w (c - u) is the denoiser of mean m_u + w (m_c - m_u)."""
     tgt, model = target(kind, positive=0.3, negative=-0.1)
     chain = GuidanceChain().plus(CFG(weight=2.5))
-    _, latent, _ = walk_sampler(tgt, guidance=chain)
+    _, latent, _, walk = walk_sampler(tgt, guidance=chain)
     check_gaussian(latent["samples"] * cs.LatentFormat.scale_factor, -0.1 + 2.5 * 0.4, SCALE)
     assert set(model.model.calls) == {2 * BATCH}  # both prompts in one batched call per evaluation
+    # the walk for Walk Picture: the CFG term's change at every evaluation, the schedule walked
+    assert walk.term_labels() == ["1:cfg"] and len(walk.guidance) == len(model.model.calls) == STEPS
+    assert len(walk.sigmas) == STEPS + 1 and walk.steps == (STEPS - 1,)  # trajectory_every 0: the result alone
 
 
 def test_batch_items_equal_single_runs_with_seed_plus_i(fake_comfy):
     tgt, _ = target("eps")
-    _, batch, _ = walk_sampler(tgt, batch_size=3, seed=5, steps=8, width=16, height=16)
+    _, batch, *_ = walk_sampler(tgt, batch_size=3, seed=5, steps=8, width=16, height=16)
     assert batch["seeds"] == [5, 6, 7]
     for i in range(3):
-        _, one, _ = walk_sampler(tgt, batch_size=1, seed=5 + i, steps=8, width=16, height=16)
+        _, one, *_ = walk_sampler(tgt, batch_size=1, seed=5 + i, steps=8, width=16, height=16)
         assert torch.equal(one["samples"][0], batch["samples"][i])
 
 
@@ -145,12 +148,12 @@ def test_img2img_keeps_more_of_the_init_at_low_denoise_and_the_mask_keeps_its_re
     init = torch.full((1, 4, 4, 4), 3.0)  # unscaled; far from the model's data
     distance = {}
     for denoise in (0.3, 0.9):
-        _, out, _ = walk_sampler(tgt, init_latent={"samples": init}, denoise=denoise, batch_size=8, steps=20)
+        _, out, *_ = walk_sampler(tgt, init_latent={"samples": init}, denoise=denoise, batch_size=8, steps=20)
         distance[denoise] = float((out["samples"] - init).abs().mean())
     assert distance[0.3] < 0.5 * distance[0.9]
     mask = torch.zeros(1, 1, 4, 4)
     mask[..., :, 2:] = 1.0  # walk the right half only
-    _, out, _ = walk_sampler(tgt, init_latent={"samples": init, "noise_mask": mask}, batch_size=2, steps=10)
+    _, out, *_ = walk_sampler(tgt, init_latent={"samples": init, "noise_mask": mask}, batch_size=2, steps=10)
     assert torch.allclose(out["samples"][..., :2], init[..., :2].expand(2, -1, -1, -1))
     assert float((out["samples"][..., 2:] - 3.0).abs().mean()) > 1.0
     assert "noise_mask" in out  # the LATENT keeps its mask, as KSampler's does
@@ -158,12 +161,14 @@ def test_img2img_keeps_more_of_the_init_at_low_denoise_and_the_mask_keeps_its_re
 
 def test_walk_sampler_outputs_pictures_with_a_vae_and_stops_on_interrupt(fake_comfy):
     tgt, model = target("eps", vae=cs.VAE())
-    image, latent, trajectory = walk_sampler(tgt, batch_size=2, steps=6, width=32, height=24, trajectory_every=2)
+    image, latent, trajectory, walk = walk_sampler(tgt, batch_size=2, steps=6, width=32, height=24,
+                                                   trajectory_every=2)
     assert tuple(image.shape) == (2, 24, 32, 3) and float(image.min()) >= 0 and float(image.max()) <= 1
     assert tuple(trajectory.shape) == (2 * 4, 24, 32, 3)  # steps 0, 2, 4 and the last, time-major
+    assert walk.steps == (0, 2, 4, 5) and tuple(walk.frames.shape) == (4, 2, 3, 24, 32)  # decoded pictures
     assert fake_comfy.latent_preview.steps == list(range(6))  # a preview per step
     no_vae, _ = target("eps")
-    image, _, _ = walk_sampler(no_vae, batch_size=1, steps=2, width=16, height=16)
+    image, *_ = walk_sampler(no_vae, batch_size=1, steps=2, width=16, height=16)
     assert tuple(image.shape) == (1, 2, 2, 3)  # the latent's rough RGB without a VAE
     fake_comfy.model_management.interrupted = True
     model.model.calls.clear()

@@ -5,8 +5,8 @@ not ``<checkout>/venv/bin/python``). The test makes a random-weight SD1.5-family
 CLIP vision model with ComfyUI's own code (tests/comfyui_checkpoint.py, tests/comfyui_clip_vision.py) in a
 temporary folder, starts ComfyUI on loopback with ``--base-directory``
 in that folder, whose ``custom_nodes/`` links to this pack (the checkout is not touched), queues every file of
-workflows/ and workflows/comfyui/ through ``cli.py run --server`` at small sizes, walks the checkpoint under
-every prediction type and with ComfyUI's own model patches, checks that an interrupt stops a walk within a
+workflows/ (those that need a model file too) through ``cli.py run --server`` at small sizes, walks the
+checkpoint under every prediction type and with ComfyUI's own model patches, checks that an interrupt stops a walk within a
 step, encodes, saves, loads and guides with a style of the CLIP vision model, and stops the server. Nothing it creates is kept. Without the variable the test is skipped: the
 weight-free workflows run headless in test_workflows.py, the MODEL adapters on stand-ins in test_comfy_model.py.
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import time
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from comfyui_log import pack_import_failures
 from test_workflows import COMFY_WORKFLOWS, ROOT, WORKFLOWS, load_cli, node_table, small
 from rwalk.nodes import NODE_CLASS_MAPPINGS
 from rwalk.walk_core import WALKS
@@ -33,6 +35,7 @@ pytestmark = pytest.mark.skipif(not CHECKOUT, reason="set WALK_COMFYUI to a Comf
 PACK_NODES = tuple(NODE_CLASS_MAPPINGS)  # every node of the pack
 CHECKPOINT = "random_sd15.safetensors"
 CLIP_VISION = "random_vitl.safetensors"
+PACK_FOLDER = "comfyui-random-walk"  # the pack's folder name inside the test's custom_nodes/
 
 
 def _free_port() -> int:
@@ -41,28 +44,52 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _comfyui_python(checkout: Path) -> str:
+    """ComfyUI's interpreter: $WALK_COMFYUI_PYTHON, else <checkout>/venv/bin/python; a clear failure when missing."""
+    if not (checkout / "main.py").is_file():
+        pytest.fail(f"WALK_COMFYUI={CHECKOUT!r} is not a ComfyUI checkout (it has no main.py)", pytrace=False)
+    given = os.environ.get("WALK_COMFYUI_PYTHON")
+    python = shutil.which(given or str(checkout / "venv" / "bin" / "python"))
+    if python is None:
+        where = (f"WALK_COMFYUI_PYTHON={given!r} is not an executable Python" if given else
+                 f"WALK_COMFYUI_PYTHON is not set and {checkout / 'venv' / 'bin' / 'python'} (the default: "
+                 "<WALK_COMFYUI>/venv/bin/python) does not exist")
+        pytest.fail(f"{where}; set WALK_COMFYUI_PYTHON to the Python that runs ComfyUI", pytrace=False)
+    return python
+
+
+def _make_model(python: str, checkout: Path, script: str, out: Path) -> None:
+    made = subprocess.run([python, str(ROOT / "tests" / script), "--comfyui", str(checkout), "--out", str(out)],
+                          capture_output=True, text=True, timeout=600, cwd=ROOT / "tests")
+    assert made.returncode == 0, made.stderr[-3000:]
+
+
+def _remove(base: Path) -> None:
+    """Delete everything the fixture made (about 1.1 GB of random weights); the link to the pack first, so
+    nothing is ever deleted through it."""
+    link = base / "custom_nodes" / PACK_FOLDER
+    if link.is_symlink():
+        link.unlink()
+    shutil.rmtree(base, ignore_errors=True)
+
+
 @pytest.fixture(scope="module")
 def comfyui(tmp_path_factory):
     checkout = Path(CHECKOUT)
-    python = os.environ.get("WALK_COMFYUI_PYTHON") or str(checkout / "venv" / "bin" / "python")
+    python = _comfyui_python(checkout)
     base = tmp_path_factory.mktemp("comfy_base")
-    (base / "custom_nodes").mkdir()
-    made = subprocess.run([python, str(ROOT / "tests" / "comfyui_checkpoint.py"), "--comfyui", str(checkout),
-                           "--out", str(base / "models" / "checkpoints" / CHECKPOINT)],
-                          capture_output=True, text=True, timeout=600)
-    assert made.returncode == 0, made.stderr[-3000:]
-    made = subprocess.run([python, str(ROOT / "tests" / "comfyui_clip_vision.py"), "--comfyui", str(checkout),
-                           "--out", str(base / "models" / "clip_vision" / CLIP_VISION)],
-                          capture_output=True, text=True, timeout=600, cwd=ROOT / "tests")
-    assert made.returncode == 0, made.stderr[-3000:]
-    (base / "custom_nodes" / "comfyui-random-walk").symlink_to(ROOT, target_is_directory=True)
-    port = _free_port()
-    log = open(base / "comfyui.log", "w")
-    server = subprocess.Popen(
-        [python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port), "--disable-auto-launch",
-         "--base-directory", str(base)], cwd=checkout, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    server, log = None, None
     try:
+        (base / "custom_nodes").mkdir()
+        _make_model(python, checkout, "comfyui_checkpoint.py", base / "models" / "checkpoints" / CHECKPOINT)
+        _make_model(python, checkout, "comfyui_clip_vision.py", base / "models" / "clip_vision" / CLIP_VISION)
+        (base / "custom_nodes" / PACK_FOLDER).symlink_to(ROOT, target_is_directory=True)
+        port = _free_port()
+        log = open(base / "comfyui.log", "w")
+        server = subprocess.Popen(
+            [python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port), "--disable-auto-launch",
+             "--base-directory", str(base)], cwd=checkout, stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 240
         while True:
             try:
@@ -70,24 +97,31 @@ def comfyui(tmp_path_factory):
                 break
             except OSError:
                 if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"ComfyUI did not come up; see {base / 'comfyui.log'}")
+                    log.flush()
+                    pytest.fail("ComfyUI did not come up; the end of its log:\n"
+                                + (base / "comfyui.log").read_text(errors="replace")[-3000:])
                 time.sleep(1)
         yield url, info, base
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
+        if server is not None:
+            server.terminate()
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait(timeout=20)
+        if log is not None:
+            log.close()
+        _remove(base)  # the README promises that nothing it creates is kept
 
 
 def test_pack_loads_without_import_errors(comfyui):
+    """Only the pack's own import lines count: ComfyUI's optional nodes may fail (no torchaudio, say)."""
     _, info, base = comfyui
     text = (base / "comfyui.log").read_text()
-    assert "IMPORT FAILED" not in text and "Cannot import" not in text, text[-3000:]
+    assert pack_import_failures(text, PACK_FOLDER) == [], text[-3000:]
     for name in PACK_NODES:
-        assert name in info and "comfyui-random-walk" in info[name]["python_module"]
+        assert name in info and PACK_FOLDER in info[name]["python_module"]
 
 
 def test_inputs_seen_by_comfyui_are_the_declared_ones(comfyui):

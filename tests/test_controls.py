@@ -61,7 +61,7 @@ def test_a_shared_item_is_the_same_alone():
 # -- variations -------------------------------------------------------------------------------------------
 def test_subtle_variations_stay_closer_to_the_source_than_strong_ones():
     target = mixture()
-    source, _, _ = walk(target, seed=1)
+    source, *_ = walk(target, seed=1)
     distance = {}
     for strength in ("subtle", "strong"):
         images, latent = NODES["WalkVary"]().vary(target, strength, 0.0, 6, image=source, **WALK)
@@ -86,7 +86,7 @@ def test_controls_walk_a_patch_target_with_its_noise_scale():
     target = patches(size=48)
     assert target.walk_s_noise == WALK_S_NOISE > 1 and mixture().walk_s_noise == 1.0
     assert target.at_size(40, 40).walk_s_noise == WALK_S_NOISE == target.tiled().walk_s_noise
-    source, _, _ = walk(target, size=32, seed=1)
+    source, *_ = walk(target, size=32, seed=1)
     varied, _ = NODES["WalkVary"]().vary(target, "strong", 0.0, 1, image=source, **WALK)
     same = {s: walk(target, size=32, s_noise=s, init_image=source, denoise=VARY["strong"])[0]
             for s in (WALK_S_NOISE, 1.0)}
@@ -122,7 +122,7 @@ def test_grid_items_are_remade_one_by_one_from_their_recorded_seeds():
     for k, seed in enumerate(latent["seeds"]):
         _, alone, _ = grid(target, item=k)
         assert torch.equal(alone[0], images[k])
-        same, _, _ = walk(target, seed=seed, eta=0.5 + 0.5 * 0.3, noise_share=latent["noise_share"],
+        same, *_ = walk(target, seed=seed, eta=0.5 + 0.5 * 0.3, noise_share=latent["noise_share"],
                           share_seed=latent["share_seed"])  # plain WalkSampler with the recorded values
         assert torch.equal(same[0], images[k])
 
@@ -225,7 +225,7 @@ def test_a_tiled_own_model_is_equivariant_to_circular_shifts():
                                                      ("zoom_out", 1.0, (64, 64))])
 def test_outpainting_keeps_the_known_region(direction, amount, size):
     target = mixture()
-    source, _, _ = walk(target, seed=1)
+    source, *_ = walk(target, seed=1)
     image, mask, _ = NODES["WalkOutpaint"]().extend(target, source, direction, amount, "reflect", 0.6, **WALK)
     assert tuple(image.shape[1:3]) == size and tuple(mask.shape[1:]) == size
     _, _, (x, y) = canvas(source, direction, amount, 8)

@@ -211,7 +211,7 @@ def test_cfg_without_a_class_fails_before_any_evaluation(monkeypatch):
 
 def test_cfg_with_a_class_walks_and_guides():
     target = mixture(labels=CURVED_LABELS, **{"class": "curved"})
-    image, latent, trajectory = SAMPLER().sample(target=target, guidance=cfg_chain(3.0), **SMALL_WALK)
+    image, latent, trajectory, *_ = SAMPLER().sample(target=target, guidance=cfg_chain(3.0), **SMALL_WALK)
     assert tuple(image.shape) == (2, 16, 16, 3) and bool(torch.isfinite(image).all())
     assert float(image.min()) >= 0 and float(image.max()) <= 1
     plain = SAMPLER().sample(target=target, guidance=cfg_chain(1.0), **SMALL_WALK)[0]

@@ -329,7 +329,7 @@ def kept_steps(steps, every):
 
 
 def test_sampler_outputs_the_requested_size_and_seeds():
-    image, latent, trajectory = sampler(width=24, height=16, batch_size=2, seed=9)
+    image, latent, trajectory, *_ = sampler(width=24, height=16, batch_size=2, seed=9)
     assert tuple(image.shape) == (2, 16, 24, 3)
     assert tuple(latent["samples"].shape) == (2, 3, 16, 24)
     assert list(latent["seeds"]) == [9, 10]
@@ -342,7 +342,7 @@ def test_sampler_outputs_the_requested_size_and_seeds():
 @pytest.mark.parametrize("steps", [1, 3])
 def test_sampler_with_init_image(every, steps):
     init = torch.linspace(0, 1, 16 * 24).reshape(1, 16, 24, 1).expand(1, 16, 24, 3).contiguous()
-    image, latent, trajectory = sampler(init_image=init, denoise=0.5, batch_size=2, steps=steps,
+    image, latent, trajectory, *_ = sampler(init_image=init, denoise=0.5, batch_size=2, steps=steps,
                                         trajectory_every=every, width=32, height=32)
     assert tuple(image.shape) == (2, 16, 24, 3), "the init's size wins over width/height"
     assert tuple(latent["samples"].shape) == (2, 3, 16, 24)

@@ -116,3 +116,27 @@ def test_the_node_table_works_from_a_fresh_load(load_pack):
     defaults = {name: opts["default"] for name, (_, opts) in target_cls.INPUT_TYPES()["required"].items()}
     (target,) = getattr(target_cls(), target_cls.FUNCTION)(**defaults)
     assert tuple(target.shape)[0] == 3
+
+
+def test_the_registry_import_leaves_what_nodes_run_unloaded(load_pack):
+    """ComfyUI's start-up only reads NODE_CLASS_MAPPINGS: the trainer and the runner's execution, image IO and
+    progress load on first use (bench/import_time.py measures the cost)."""
+    module = load_pack("lazy-pack")
+    loaded = {k[len("lazy-pack."):] for k in sys.modules if k.startswith("lazy-pack.")}
+    eager = loaded & {"models", "walk_core.runner.execute", "walk_core.runner.io_nodes", "walk_core.runner.png",
+                      "walk_core.runner.overrides", "walk_core.runner.terminal", "walk_core.runner.remote"}
+    assert eager == set()
+    module.NODE_CLASS_MAPPINGS["TrainWalkModel"].INPUT_TYPES()  # needs the trainer's crop modes: loads it
+    assert "lazy-pack.models.data" in sys.modules
+    runner = sys.modules["lazy-pack.walk_core.runner"]
+    assert runner.run_workflow.__module__ == "lazy-pack.walk_core.runner.execute"
+
+
+def test_every_lazy_runner_name_resolves():
+    import rwalk.walk_core.runner as runner
+
+    for name in runner.__all__:
+        assert getattr(runner, name) is not None, name
+    assert set(runner.__all__) <= set(dir(runner))
+    with pytest.raises(AttributeError, match=r"has no attribute 'run_everything'"):
+        runner.run_everything  # noqa: B018

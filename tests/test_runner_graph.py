@@ -28,10 +28,32 @@ def test_seed_named_widget_has_control_value_without_option():
     assert api["1"]["inputs"] == {"noise_seed": 77, "scale": 2.5}
 
 
-def test_missing_control_value_is_not_skipped_blindly():
+def test_missing_control_value_is_an_error_naming_the_seed_and_the_value():
+    """The editor reads widgets_values by position: without the control value "green" would become it and
+    color would fall back to its default. The converter says so instead of guessing."""
     ui = fakes.UiBuilder()
     ui.add(1, "MakeImage", [16, 8, 42, "green"], outputs=["IMAGE"])  # saved without the control value
-    assert runner.ui_to_api(ui.build(), TABLE)["1"]["inputs"]["color"] == "green"
+    with pytest.raises(runner.WorkflowError, match=r"node 1 \(MakeImage\), input 'seed'.*'green'.*'fixed'"):
+        runner.ui_to_api(ui.build(), TABLE)
+
+
+def test_int_named_seed_gets_a_control_place_unless_declared_off():
+    """The frontend's rule: control_after_generate if given (false turns it off), else the name seed/noise_seed;
+    only INT widgets (and combos that ask for it, with a filter text as well) get one."""
+    from rwalk.walk_core.runner.editor import widget_slots
+    from rwalk.walk_core.runner.spec import InputSpec
+
+    def roles(spec):
+        return [slot.role for slot in widget_slots([spec])]
+
+    assert roles(InputSpec("seed", "INT", {"default": 0})) == ["value", "control"]
+    assert roles(InputSpec("noise_seed", "INT", {})) == ["value", "control"]
+    assert roles(InputSpec("seed", "INT", {"control_after_generate": False})) == ["value"]
+    assert roles(InputSpec("frame", "INT", {"control_after_generate": "increment"})) == ["value", "control"]
+    assert roles(InputSpec("encoder_seed", "INT", {})) == ["value"]
+    assert roles(InputSpec("seed", "FLOAT", {"control_after_generate": True})) == ["value"]
+    assert roles(InputSpec("name", "COMBO", {"control_after_generate": True}, choices=("a", "b"))) == [
+        "value", "control", "filter"]
 
 
 def test_linked_widget_takes_the_link_not_the_stored_value():

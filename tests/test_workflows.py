@@ -5,28 +5,26 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import importlib.util
-import sys
 
 import pytest
 from PIL import Image
 
 from rwalk.walk_core.runner import IO_NODE_CLASSES, RunnerPaths, load_workflow, read_png_workflow, run_workflow
+from cli_module import load_cli  # tests/ is on sys.path (conftest.py)
 
 ROOT = Path(__file__).resolve().parents[1]
-WORKFLOWS = sorted((ROOT / "workflows").glob("*.json"))
-COMFY_WORKFLOWS = sorted((ROOT / "workflows" / "comfyui").glob("*.json"))  # need ComfyUI and its model files
-COMFY_LOADERS = {"CheckpointLoaderSimple", "CLIPVisionLoader"}  # each of those workflows starts from one
+COMFY_LOADERS = {"CheckpointLoaderSimple", "CLIPVisionLoader"}  # a workflow that needs ComfyUI starts from one
 
 
-def load_cli():
-    """cli.py as a module (it reuses the ``rwalk`` package registered by conftest)."""
-    if "rwalk_cli" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("rwalk_cli", ROOT / "cli.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["rwalk_cli"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["rwalk_cli"]
+def _needs_comfyui(path: Path) -> bool:
+    """Whether a workflow loads a model file with ComfyUI's own nodes (its title and a Note name the file)."""
+    return any(n["type"] in COMFY_LOADERS for n in json.loads(path.read_text())["nodes"])
+
+
+EXAMPLES = sorted((ROOT / "workflows").glob("*.json"))  # all in one folder: ComfyUI's template browser lists it
+WORKFLOWS = [p for p in EXAMPLES if not _needs_comfyui(p)]  # run headless
+COMFY_WORKFLOWS = [p for p in EXAMPLES if _needs_comfyui(p)]  # need ComfyUI and its model files
+
 
 
 def node_table():
@@ -110,13 +108,15 @@ def test_default_workflow_through_the_cli(tmp_path, capsys):
 
 def test_the_comfyui_workflows_of_the_model_issue_exist():
     names = {p.stem for p in COMFY_WORKFLOWS}
-    assert {"sd_text_to_image_walk", "sd_style_guided", "sd_img2img_walk", "sd_walk_as_sampler"} <= names
+    assert {"sd15_text_to_image_walk", "sd15_style_guided", "sd15_img2img_walk", "sd15_walk_as_sampler",
+            "sd15_grid_vary_outpaint", "clip_vision_style_patches"} <= names
 
 
 @pytest.mark.parametrize("path", COMFY_WORKFLOWS, ids=lambda p: p.stem)
 def test_comfyui_workflow_is_ui_format_and_headless_names_the_nodes_it_needs(path):
-    """They open in the editor (run in test_comfyui_integration.py); headless they fail at once, before any work,
-    naming ComfyUI's nodes they use and pointing at --server."""
+    """They open in the editor (run in test_comfyui_integration.py; their widget values and sizes are checked in
+    test_workflow_editor_rules.py); their title and a Note name the model file; headless they fail at once,
+    before any work, naming ComfyUI's nodes they use and pointing at --server."""
     from rwalk.nodes import NODE_CLASS_MAPPINGS
     from rwalk.walk_core.runner import WorkflowError
 
@@ -126,13 +126,8 @@ def test_comfyui_workflow_is_ui_format_and_headless_names_the_nodes_it_needs(pat
     kinds = {n["type"] for n in data["nodes"]} - {"Note", "MarkdownNote"}
     loaders = kinds & COMFY_LOADERS
     assert loaders and kinds & set(NODE_CLASS_MAPPINGS)
-    for node in data["nodes"]:  # the pack's nodes hold exactly their declared widgets
-        if node["type"] in NODE_CLASS_MAPPINGS:
-            declared = NODE_CLASS_MAPPINGS[node["type"]].INPUT_TYPES()
-            specs = [spec for sec in ("required", "optional") for spec in declared.get(sec, {}).values()]
-            widgets = [spec for spec in specs
-                       if isinstance(spec[0], (list, tuple)) or spec[0] in ("INT", "FLOAT", "STRING", "BOOLEAN")]
-            seeds = sum(bool(spec[1].get("control_after_generate")) for spec in widgets if len(spec) > 1)
-            assert len(node["widgets_values"]) == len(widgets) + seeds, node["type"]
+    files = [n["widgets_values"][0] for n in data["nodes"] if n["type"] in loaders]
+    notes = " ".join(n["widgets_values"][0] for n in data["nodes"] if n["type"] == "Note")
+    assert all(f in data["extra"]["title"] and f in notes for f in files), (files, data["extra"]["title"])
     with pytest.raises(WorkflowError, match=f"({'|'.join(sorted(loaders))}).*--server"):
         load_workflow(path, node_table())

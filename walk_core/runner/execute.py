@@ -13,8 +13,9 @@ from .errors import NodeExecutionError, WorkflowError
 from .graph import normalize_api
 from .overrides import apply_overrides
 from .paths import RunnerPaths, use_paths
+from .shape import check_ui_shape
 from .spec import hidden_inputs, input_specs, return_types
-from .terminal import TerminalProgress
+from .terminal import progress_reporter
 from .validate import is_link, plan_workflow, unwrap
 
 log = logging.getLogger(__name__)
@@ -105,10 +106,13 @@ def run_workflow(
 
     ``overrides`` are ``"NODE.INPUT=VALUE"`` texts (see :func:`apply_overrides`); they are also
     written into a copy of ``ui_workflow``, which saved PNGs embed as their "workflow" chunk.
-    ``progress`` draws a bar per node on stderr when stderr is a terminal. A node's exception is
+    ``progress`` reports each node's steps: a bar on stderr when it is a terminal, else INFO log lines
+    every few seconds with the count, elapsed time and ETA (terminal.py). A node's exception is
     re-raised as :class:`NodeExecutionError` naming the node (the original is its ``__cause__``).
     """
     paths = paths or RunnerPaths.default()
+    if ui_workflow is not None:
+        check_ui_shape(ui_workflow, "ui_workflow")  # before deepcopy, which recurses once per level
     ui = copy.deepcopy(ui_workflow) if ui_workflow is not None else None
     prompt = normalize_api(api_prompt) if isinstance(api_prompt, Mapping) else api_prompt
     if overrides:
@@ -127,7 +131,7 @@ def run_workflow(
                 raise NodeExecutionError(node_id, class_type, f"FUNCTION {getattr(cls, 'FUNCTION', None)!r} is not a method of the class")
             log.info("node %s (%s): running", node_id, class_type)
             started = time.perf_counter()
-            bar = TerminalProgress(f"{node_id} {class_type}", enabled=progress)
+            bar = progress_reporter(f"node {node_id} ({class_type})", enabled=progress)
             try:
                 with use_progress(bar):
                     returned = function(**kwargs)

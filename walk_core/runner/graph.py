@@ -3,9 +3,10 @@
 The UI format is what the ComfyUI editor saves (``nodes``, ``links``, ``widgets_values``); the API
 format is what it sends to the server (``{id: {"class_type", "inputs"}}``, a link being
 ``[source id, output index]``). Conversion follows what the editor does when it queues a prompt:
-widget values are matched to the widget inputs in declared order (skipping the extra
-"control after generate" and "upload" values), frontend-only nodes (notes, reroutes, primitives)
-are resolved away, muted nodes are dropped and bypassed nodes pass a matching input through.
+widget values are matched by position to the widgets in declared order, each followed by its
+"control after generate" or upload companion (the editor's rules: ``editor.py``), frontend-only
+nodes (notes, reroutes, primitives) are resolved away, muted nodes are dropped and bypassed nodes
+pass a matching input through.
 """
 from __future__ import annotations
 
@@ -15,8 +16,11 @@ import logging
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
+from ..limits import current_limits, gib
 from .errors import WorkflowError, unknown_classes_error
-from .spec import CONTROL_VALUES, InputSpec, input_specs
+from .editor import widget_slots
+from .shape import check_api_shape, check_depth, check_ui_shape, parse_json
+from .spec import CONTROL_VALUES, InputSpec, input_specs, widget_default
 
 log = logging.getLogger(__name__)
 
@@ -26,35 +30,39 @@ REROUTE = "Reroute"
 PRIMITIVE = "PrimitiveNode"
 FRONTEND_ONLY = NOTE_NODES | {REROUTE, PRIMITIVE}
 MODE_MUTED, MODE_BYPASSED = 2, 4
-#: Values the editor stores for an upload button widget.
-UPLOAD_VALUES = frozenset({"image", "upload", "video", "audio"})
 #: Editor defaults for widgets whose declaration has no default.
-_TYPE_DEFAULTS = {"INT": 0, "FLOAT": 0.0, "STRING": "", "BOOLEAN": False}
 
 Source = Union[str, Path, Mapping[str, Any]]
 
 
 # ---------------------------------------------------------------------------------------- sources
 
-def parse_json(text: str, label: str) -> Any:
-    """``json.loads`` whose error names the source, line and column."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise WorkflowError(
-            None, None, None, f"{label}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}"
-        ) from None
+def _check_size(size: int, label: str) -> None:
+    limit = current_limits().max_workflow_bytes
+    if size > limit:
+        raise WorkflowError(None, None, None, f"{label}: {gib(size)} is more than a workflow may be ({gib(limit)}); "
+                            "raise the limit with the environment variable WALK_MAX_WORKFLOW_MB")
 
 
 def _read_source(src: Source) -> Tuple[Any, str, Optional[Tuple[Any, Any]]]:
     """(parsed data, label, (prompt, workflow) when the source is a PNG)."""
     if isinstance(src, Mapping):
+        check_depth(src, "workflow")  # before deepcopy, which recurses once per level
         return copy.deepcopy(dict(src)), "workflow", None
     if isinstance(src, str) and src.lstrip()[:1] in ("{", "["):
+        _check_size(len(src), "workflow text")
         return parse_json(src, "workflow text"), "workflow text", None
-    path = Path(src)
-    if not path.is_file():
+    if not isinstance(src, (str, Path)):
+        raise WorkflowError(None, None, None, f"workflow source {type(src).__name__} is not allowed; expected a "
+                            "path to a .json or .png file, JSON text, or a dict")
+    try:
+        path = Path(src)
+        found = path.is_file()
+    except (OSError, ValueError) as e:  # a name with NUL bytes, or too long for the file system
+        raise WorkflowError(None, None, None, f"workflow file {str(src)[:200]!r} cannot be read ({e})") from None
+    if not found:
         raise WorkflowError(None, None, None, f"workflow file not found: {path}")
+    _check_size(path.stat().st_size, str(path))
     with open(path, "rb") as f:
         head = f.read(8)
     if head == b"\x89PNG\r\n\x1a\n":
@@ -86,8 +94,12 @@ def detect_format(data: Any, label: str = "workflow") -> str:
     )
 
 
-def normalize_api(prompt: Mapping[str, Any]) -> Dict[str, Dict[str, Any]]:
-    """A deep copy with string node ids and links as ``[str id, int index]``."""
+def normalize_api(prompt: Mapping[str, Any], label: str = "workflow") -> Dict[str, Dict[str, Any]]:
+    """A deep copy with string node ids and links as ``[str id, int index]``.
+
+    The prompt's shape is checked first (shape.check_api_shape): a malformed one is a WorkflowError.
+    """
+    check_api_shape(prompt, label)
     out: Dict[str, Dict[str, Any]] = {}
     for node_id, node in prompt.items():
         node = copy.deepcopy(node)
@@ -107,28 +119,55 @@ def _is_link(value: Any) -> bool:
             and not isinstance(value[0], bool) and isinstance(value[1], int) and not isinstance(value[1], bool))
 
 
-def load_workflow(src: Source, node_classes: Mapping[str, type]) -> Tuple[Dict[str, Any], Optional[dict]]:
+def load_workflow(src: Source, node_classes: Mapping[str, type],
+                  display_names: Optional[Mapping[str, str]] = None) -> Tuple[Dict[str, Any], Optional[dict]]:
     """Load a workflow (path to .json or .png, JSON text, or dict) as ``(api_prompt, ui_workflow)``.
 
-    A UI workflow is converted with :func:`ui_to_api`; ``ui_workflow`` is None for API sources.
+    A UI workflow is converted with :func:`ui_to_api` (``display_names`` as there); ``ui_workflow`` is None for
+    API sources.
     A PNG saved by ComfyUI or this runner runs the prompt embedded in it.
     """
     data, label, png = _read_source(src)
     if png is not None:
         prompt, workflow = png
+        ui = _embedded_ui(workflow, f"{label}: the 'workflow' chunk")
         if isinstance(prompt, dict) and prompt:
-            detect_format(prompt, label)
-            return normalize_api(prompt), workflow if isinstance(workflow, dict) else None
-        detect_format(workflow, label)
-        return ui_to_api(workflow, node_classes), workflow
+            if detect_format(prompt, label) != "api":
+                raise WorkflowError(None, None, None, f"{label}: the 'prompt' chunk holds an editor-format workflow; "
+                                    "ComfyUI writes the API format there")
+            return normalize_api(prompt, label), ui
+        if ui is None:
+            raise WorkflowError(None, None, None, f"{label}: this PNG carries no usable workflow")
+        return ui_to_api(ui, node_classes, label, display_names), ui
     if isinstance(data, dict) and isinstance(data.get("prompt"), dict) and "class_type" not in data["prompt"]:
-        # the body of a POST /prompt request: {"prompt": {...}, "extra_data": {"extra_pnginfo": ...}}
-        ui = ((data.get("extra_data") or {}).get("extra_pnginfo") or {}).get("workflow")
-        detect_format(data["prompt"], label)
-        return normalize_api(data["prompt"]), ui if isinstance(ui, dict) else None
+        return _request_body(data, label)
     if detect_format(data, label) == "ui":
-        return ui_to_api(data, node_classes), data
-    return normalize_api(data), None
+        return ui_to_api(data, node_classes, label, display_names), data
+    return normalize_api(data, label), None
+
+
+def _embedded_ui(workflow: Any, label: str) -> Optional[dict]:
+    """An editor workflow that travels beside a prompt (PNG chunk, request body): checked, or None."""
+    if workflow is None:
+        return None
+    check_ui_shape(workflow, label)
+    return workflow
+
+
+def _request_body(data: Mapping[str, Any], label: str) -> Tuple[Dict[str, Any], Optional[dict]]:
+    """The body of a POST /prompt request: ``{"prompt": {...}, "extra_data": {"extra_pnginfo": {"workflow"}}}``."""
+    prompt = data["prompt"]
+    if detect_format(prompt, f"{label}: 'prompt'") != "api":
+        raise WorkflowError(None, None, None, f"{label}: 'prompt' holds an editor-format workflow; the prompt of a "
+                            "request body must be in the API format. Load the editor workflow itself (not wrapped "
+                            "in {\"prompt\": ...}), or export it with \"Export (API)\"")
+    extra = data.get("extra_data")
+    info = extra.get("extra_pnginfo") if isinstance(extra, Mapping) else None
+    if (extra is not None and not isinstance(extra, Mapping)) or (info is not None and not isinstance(info, Mapping)):
+        raise WorkflowError(None, None, None, f"{label}: 'extra_data' must be {{\"extra_pnginfo\": {{\"workflow\": "
+                            "...}}}; got something else")
+    ui = info.get("workflow") if isinstance(info, Mapping) else None
+    return normalize_api(prompt, label), _embedded_ui(ui, f"{label}: 'extra_data.extra_pnginfo.workflow'")
 
 
 def api_to_json(api_prompt: Mapping[str, Any]) -> str:
@@ -238,40 +277,38 @@ def _check_node_kinds(graph: _UiGraph, ui: Mapping[str, Any], node_classes: Mapp
 def widget_layout(node: Mapping[str, Any], specs: Mapping[str, InputSpec]) -> Dict[str, Any]:
     """Where each widget input's value sits in ``widgets_values``: name -> list index (or dict key).
 
-    Widgets follow the declared order; an INT with "control after generate" (or named seed /
-    noise_seed) is followed by its control value and an upload input by its button's value, both
-    skipped. Older editors also kept a hidden widget for ``forceInput`` inputs: they are counted
-    only when that makes the number of values match.
+    Positional, as the editor reads it (:func:`.editor.widget_slots`): every widget in declared order, each
+    followed by its companions (the "control after generate" value of a seed, an upload button), which take a
+    place of their own. Older editors also kept a hidden widget for ``forceInput`` inputs: those places are
+    counted only when that makes the number of values match. A place meant for a control value that holds
+    something else is a :class:`WorkflowError`: the editor would read every later value one place off.
     """
     raw = node.get("widgets_values")
-    widgets = [s for s in specs.values() if s.is_widget]
     if isinstance(raw, dict):
-        return {s.name: s.name for s in widgets if s.name in raw}
+        return {s.name: s.name for s in specs.values() if s.is_widget and s.name in raw}
     values = list(raw or [])
-    plain = [s for s in widgets if not s.force_input]
-    size = lambda ws: sum(1 + s.has_control_widget + s.has_upload_widget for s in ws)  # noqa: E731
-    chosen = widgets if len(values) == size(widgets) != size(plain) else plain
+    slots = widget_slots(specs.values())
+    legacy = widget_slots(specs.values(), force_input_widgets=True)
+    if len(values) == len(legacy) != len(slots):
+        slots = legacy
     layout: Dict[str, Any] = {}
-    i = 0
-    for k, spec in enumerate(chosen):
-        if i >= len(values):
-            break
-        layout[spec.name] = i
-        i += 1
-        if spec.has_control_widget and i < len(values) and values[i] in CONTROL_VALUES:
-            i += 1
-        surplus = (len(values) - i) - size(chosen[k + 1:])
-        if spec.has_upload_widget and surplus > 0 and values[i] in UPLOAD_VALUES:
-            i += 1
+    for i, slot in enumerate(slots[:len(values)]):
+        if slot.role == "value":
+            layout[slot.name] = i
+        elif slot.role == "control" and not (isinstance(values[i], str)
+                                             and values[i] in _control_values(specs[slot.name])):
+            allowed = ", ".join(repr(v) for v in sorted(_control_values(specs[slot.name])))
+            raise WorkflowError(
+                node.get("id"), node.get("type"), slot.name,
+                f"widgets_values[{i}] = {values[i]!r} sits where the editor keeps this input's \"control after "
+                f"generate\" value; expected one of {allowed}. The editor would read every later widget value "
+                "one place off: insert the control value after the seed (or re-save the workflow in the editor)")
     return layout
 
 
-def _widget_default(spec: InputSpec) -> Any:
-    if "default" in spec.options:
-        return spec.options["default"]
-    if spec.is_combo:
-        return spec.choices[0] if spec.choices else None
-    return _TYPE_DEFAULTS.get(spec.type)
+def _control_values(spec: InputSpec) -> frozenset:
+    """Values of a control widget: a combo's may also wrap around."""
+    return CONTROL_VALUES | {"increment-wrap"} if spec.is_combo else CONTROL_VALUES
 
 
 def _input_name(entry: Mapping[str, Any]) -> str:
@@ -279,11 +316,26 @@ def _input_name(entry: Mapping[str, Any]) -> str:
     return str(widget.get("name")) if isinstance(widget, dict) and widget.get("name") else str(entry.get("name"))
 
 
-def ui_to_api(ui: Mapping[str, Any], node_classes: Mapping[str, type]) -> Dict[str, Dict[str, Any]]:
+def node_title(node: Mapping[str, Any], display_names: Optional[Mapping[str, str]] = None) -> str:
+    """What the editor writes as a node's ``_meta.title``: the title the user gave it, else the title the editor
+    gave it, which is the class's display name (NODE_DISPLAY_NAME_MAPPINGS; the class name when it has none)."""
+    title = node.get("title")
+    if isinstance(title, str) and title:
+        return title
+    kind = str(node.get("type"))
+    return str((display_names or {}).get(kind) or kind)
+
+
+def ui_to_api(ui: Mapping[str, Any], node_classes: Mapping[str, type], label: str = "workflow",
+              display_names: Optional[Mapping[str, str]] = None) -> Dict[str, Dict[str, Any]]:
     """Convert an editor workflow to the API format, as the editor does when it queues it.
 
-    Raises one :class:`WorkflowError` listing every node class that is not in ``node_classes``.
+    ``display_names`` (class -> display name: the pack's NODE_DISPLAY_NAME_MAPPINGS, a server's display_name)
+    give each untitled node's ``_meta.title`` as the editor writes it; without them it is the class name.
+    Raises a :class:`WorkflowError` for a malformed document (shape.check_ui_shape), and one listing every
+    node class that is not in ``node_classes``.
     """
+    check_ui_shape(ui, label)
     graph = _UiGraph(ui)
     _check_node_kinds(graph, ui, node_classes)
     api: Dict[str, Dict[str, Any]] = {}
@@ -308,14 +360,14 @@ def ui_to_api(ui: Mapping[str, Any], node_classes: Mapping[str, type]) -> Dict[s
                 inputs[name] = resolved[1]
         for name, spec in specs.items():  # widgets added after the workflow was saved
             if spec.is_widget and not spec.force_input and name not in inputs and name not in linked:
-                default = _widget_default(spec)
+                default = widget_default(spec)
                 if default is not None:
                     log.debug("node %s (%s): input %r not stored in the workflow; using default %r",
                               node_id, kind, name, default)
                     inputs[name] = default
         ordered = {name: inputs[name] for name in specs if name in inputs}
         ordered.update({k: v for k, v in inputs.items() if k not in ordered})
-        api[node_id] = {"inputs": ordered, "class_type": kind, "_meta": {"title": node.get("title") or kind}}
+        api[node_id] = {"inputs": ordered, "class_type": kind, "_meta": {"title": node_title(node, display_names)}}
     return api
 
 

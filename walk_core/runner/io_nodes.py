@@ -6,6 +6,7 @@ only — never in the pack's NODE_CLASS_MAPPINGS, where they would shadow ComfyU
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import secrets
@@ -14,15 +15,19 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, ImageSequence
+from PIL import Image
 
-from .paths import current_paths, resolve_inside
+from ..atomic_files import write_new
+from ..picture_files import PictureFileError, check_picture_file, read_frames
+from .paths import check_name_length, current_paths, resolve_inside
 from .png import save_png
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 _ANNOTATION = re.compile(r"^(.*) \[(input|output|temp)\]$")
+#: bytes a saved file's name adds to its prefix: "_" + a counter of up to 8 digits + "_" + ".webp"
+COUNTER_ROOM = len("_12345678_.webp")
 
 
 def _input_file(name: str) -> Path:
@@ -62,29 +67,23 @@ class LoadImage:
         if not path.is_file():
             present = ", ".join(list_input_images()[:20]) or "(none)"
             return f"{image!r} is not a file in {path.parent}; image files in the input folder: {present}"
+        try:  # only the header is read: a file that is no picture, or of a mode refused by name
+            check_picture_file(path, "LoadImage")
+        except PictureFileError as error:
+            return str(error).removeprefix("LoadImage: ")
         return True
 
     def load_image(self, image: str):
+        """Every frame of the first frame's size as a batch; values and alpha per mode (walk_core.picture_files)."""
         path = _input_file(image)
         frames: List[torch.Tensor] = []
         masks: List[torch.Tensor] = []
-        with Image.open(path) as img:
-            for frame in ImageSequence.Iterator(img):
-                frame = ImageOps.exif_transpose(frame)
-                if frame.mode == "I":  # 16-bit greyscale
-                    frame = frame.point(lambda v: v * (1 / 255))
-                rgb = frame.convert("RGB")
-                if frames and tuple(frames[0].shape[1:3]) != (rgb.size[1], rgb.size[0]):
-                    continue  # frames of another size are skipped, as in ComfyUI
-                pixels = np.asarray(rgb, dtype=np.float32) / 255.0  # [H, W, 3]
-                frames.append(torch.from_numpy(pixels.copy())[None])
-                if "A" in frame.getbands() or (frame.mode == "P" and "transparency" in frame.info):
-                    alpha = np.asarray(frame.convert("RGBA").getchannel("A"), dtype=np.float32) / 255.0
-                    masks.append(1.0 - torch.from_numpy(alpha.copy())[None])  # [1, H, W]
-                else:
-                    masks.append(torch.zeros((1, rgb.size[1], rgb.size[0]), dtype=torch.float32))
-                if img.format == "MPO":
-                    break
+        for rgb, alpha in read_frames(path, f"LoadImage: image {image!r}"):
+            frames.append(torch.from_numpy(np.ascontiguousarray(rgb))[None])  # [1, H, W, 3]
+            if alpha is None:
+                masks.append(torch.zeros((1,) + rgb.shape[:2], dtype=torch.float32))
+            else:
+                masks.append(1.0 - torch.from_numpy(np.ascontiguousarray(alpha))[None])  # [1, H, W]
         return (torch.cat(frames, dim=0), torch.cat(masks, dim=0))
 
 
@@ -93,10 +92,28 @@ def _save_target(base: Path, prefix: str, kind: str) -> Tuple[Path, str, str]:
     stem = PurePosixPath(prefix.replace("\\", "/")).name
     if not stem or stem in (".", ".."):
         raise ValueError(f"{prefix!r} has no file name part; expected e.g. 'ComfyUI' or 'subfolder/name'")
+    check_name_length(prefix, kind, room=COUNTER_ROOM)
     full = resolve_inside(base, prefix, kind)
     folder = full.parent
     subfolder = folder.relative_to(base.resolve()).as_posix()
+    for part in (folder, *folder.parents):
+        if part.exists() and not part.is_dir():
+            raise ValueError(f"{prefix!r} needs the folder {part}, but that is a file; expected a subfolder name "
+                             f"that is free or a folder")
+        if part == base.resolve():
+            break
     return folder, stem, "" if subfolder == "." else subfolder
+
+
+def check_prefix(filename_prefix: Optional[str], kind: str):
+    """VALIDATE_INPUTS of a save node: True, or why ``filename_prefix`` cannot name files in the ``kind`` folder
+    (not text, no file name, outside the folder, a name too long for the file system once numbered)."""
+    if filename_prefix is None:
+        return True  # linked: checked when the node runs
+    if not isinstance(filename_prefix, str):
+        return f"{filename_prefix!r} is not a string; expected a file name prefix such as 'ComfyUI'"
+    _save_target(current_paths().folder(kind), filename_prefix, kind)  # a ValueError is the validation message
+    return True
 
 
 def _next_counter(folder: Path, stem: str) -> int:
@@ -104,6 +121,21 @@ def _next_counter(folder: Path, stem: str) -> int:
     pattern = re.compile(re.escape(stem) + r"_(\d+)_")
     numbers = [int(m.group(1)) for p in folder.iterdir() if (m := pattern.match(p.name))] if folder.is_dir() else []
     return max(numbers, default=0) + 1
+
+
+def _write_numbered(folder: Path, stem: str, suffix: str, start: int, write) -> Tuple[Path, int]:
+    """``write(path)`` as ``<stem>_<NNNNN>_<suffix>`` with the first counter >= ``start`` no file has; the name is
+    claimed exclusively (walk_core.atomic_files), so runs saving with one prefix at once never share a file."""
+    counters: Dict[Path, int] = {}
+
+    def candidates():
+        for counter in itertools.count(start):
+            path = folder / f"{stem}_{counter:05}_{suffix}"
+            counters[path] = counter
+            yield path
+
+    path = write_new(candidates(), write)
+    return path, counters[path]
 
 
 def images_to_uint8(images: Any, where: str) -> np.ndarray:
@@ -140,11 +172,7 @@ class SaveImage:
 
     @classmethod
     def VALIDATE_INPUTS(cls, filename_prefix: Optional[str] = None):
-        if filename_prefix is not None:
-            if not isinstance(filename_prefix, str):
-                return f"{filename_prefix!r} is not a string; expected a file name prefix such as 'ComfyUI'"
-            _save_target(current_paths().folder(cls.folder_type), filename_prefix, cls.folder_type)
-        return True
+        return check_prefix(filename_prefix, cls.folder_type)
 
     def _prefix(self, filename_prefix: str) -> str:
         return filename_prefix
@@ -152,16 +180,19 @@ class SaveImage:
     def save_images(self, images, filename_prefix: str = "ComfyUI", prompt=None, extra_pnginfo=None):
         kind = self.folder_type
         pixels = images_to_uint8(images, type(self).__name__)
-        folder, stem, subfolder = _save_target(current_paths().folder(kind), self._prefix(filename_prefix), kind)
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder, stem, subfolder = _save_target(current_paths().folder(kind), self._prefix(filename_prefix), kind)
+        except ValueError as error:
+            raise ValueError(f"{type(self).__name__}: filename_prefix {error}") from None
         counter = _next_counter(folder, stem)
         results: List[Dict[str, str]] = []
         for item in pixels:
-            name = f"{stem}_{counter:05}_.png"
-            save_png(folder / name, item, prompt=prompt, extra_pnginfo=extra_pnginfo,
-                     compress_level=self.compress_level)
-            log.debug("saved %s", folder / name)
-            results.append({"filename": name, "subfolder": subfolder, "type": kind})
+            def write(temp: Path, item=item):
+                save_png(temp, item, prompt=prompt, extra_pnginfo=extra_pnginfo, compress_level=self.compress_level)
+
+            path, counter = _write_numbered(folder, stem, ".png", counter, write)
+            log.debug("saved %s", path)
+            results.append({"filename": path.name, "subfolder": subfolder, "type": kind})
             counter += 1
         return {"ui": {"images": results}}
 
@@ -212,22 +243,34 @@ class SaveAnimatedWEBP:
             "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"},
         }
 
+    @classmethod
+    def VALIDATE_INPUTS(cls, filename_prefix: Optional[str] = None):
+        return check_prefix(filename_prefix, "output")
+
     def save_images(self, images, fps, filename_prefix="ComfyUI", lossless=True, quality=80, method="default",
                     prompt=None, extra_pnginfo=None):
         if method not in WEBP_METHODS:
             raise ValueError(f"SaveAnimatedWEBP: method={method!r}; expected one of {', '.join(WEBP_METHODS)}")
         pixels = images_to_uint8(images, type(self).__name__)
-        folder, stem, subfolder = _save_target(current_paths().folder("output"), filename_prefix, "output")
-        folder.mkdir(parents=True, exist_ok=True)
-        name = f"{stem}_{_next_counter(folder, stem):05}_.webp"
+        try:
+            folder, stem, subfolder = _save_target(current_paths().folder("output"), filename_prefix, "output")
+        except ValueError as error:
+            raise ValueError(f"SaveAnimatedWEBP: filename_prefix {error}") from None
         frames = [Image.fromarray(p[..., 0] if p.shape[-1] == 1 else p) for p in pixels]
-        frames[0].save(folder / name, save_all=True, append_images=frames[1:], duration=round(1000 / fps), loop=0,
-                       lossless=bool(lossless), quality=int(quality), method=WEBP_METHODS[method])
-        log.debug("saved %s (%d frames)", folder / name, len(frames))
-        return {"ui": {"images": [{"filename": name, "subfolder": subfolder, "type": "output"}],
+
+        def write(temp: Path):
+            frames[0].save(temp, format="WEBP", save_all=True, append_images=frames[1:], duration=round(1000 / fps),
+                           loop=0, lossless=bool(lossless), quality=int(quality), method=WEBP_METHODS[method])
+
+        path, _ = _write_numbered(folder, stem, ".webp", _next_counter(folder, stem), write)
+        log.debug("saved %s (%d frames)", path, len(frames))
+        return {"ui": {"images": [{"filename": path.name, "subfolder": subfolder, "type": "output"}],
                        "animated": (True,)}}
 
 
 #: The runner's image IO nodes; add them to a node table for headless runs only.
 IO_NODE_CLASSES: Dict[str, type] = {"LoadImage": LoadImage, "SaveImage": SaveImage, "PreviewImage": PreviewImage,
                                     "SaveAnimatedWEBP": SaveAnimatedWEBP}
+#: Their display names in ComfyUI (the editor's default titles); SaveAnimatedWEBP has none there.
+IO_NODE_DISPLAY_NAMES: Dict[str, str] = {"LoadImage": "Load Image", "SaveImage": "Save Image",
+                                         "PreviewImage": "Preview Image", "SaveAnimatedWEBP": "SaveAnimatedWEBP"}

@@ -5,6 +5,7 @@ each output image with GET /view into the local output folder.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import time
@@ -12,8 +13,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, List, Optional, Tuple
 
+from ..atomic_files import write_new
 from .errors import NodeExecutionError, WorkflowError
 from .paths import resolve_inside
 
@@ -45,10 +47,19 @@ def _as_input_types(inputs: dict) -> dict:
 def server_node_table(server: str) -> dict:
     """Stand-in classes for every node the server has (from GET /object_info), enough to convert and
     check a UI workflow locally; running them happens on the server."""
+    return server_nodes(server)[0]
+
+
+def server_nodes(server: str) -> Tuple[dict, Dict[str, str]]:
+    """:func:`server_node_table` and the server's display name of each node class (the editor's titles)."""
     try:
         info = json.loads(_request(f"{server.rstrip('/')}/object_info"))
     except (urllib.error.URLError, OSError) as e:
         raise WorkflowError(None, None, None, f"--server {server!r}: cannot reach ComfyUI ({e})") from e
+    return _stand_ins(info), {name: str(node.get("display_name") or name) for name, node in info.items()}
+
+
+def _stand_ins(info: dict) -> dict:
     table = {}
     for name, node in info.items():
         declared = _as_input_types(node.get("input", {}))
@@ -109,7 +120,8 @@ def run_on_server(api_prompt: dict, server: str, output_dir: Path, *, ui_workflo
             query = urllib.parse.urlencode({k: image.get(k, "") for k in ("filename", "subfolder", "type")})
             name = str(Path(image.get("subfolder", "")) / image["filename"])
             target = resolve_inside(Path(output_dir), name, "output")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(_request(f"{base}/view?{query}"))
-            saved.append(target)
+            data = _request(f"{base}/view?{query}")
+            # a local file of that name is never overwritten: the download gets _2, _3, ... instead
+            others = (target.with_name(f"{target.stem}_{n}{target.suffix}") for n in itertools.count(2))
+            saved.append(write_new(itertools.chain((target,), others), lambda temp: temp.write_bytes(data)))
     return saved

@@ -36,11 +36,26 @@ class InputSpec:
         return bool(self.options.get("forceInput"))
 
     @property
+    def control_widgets(self) -> int:
+        """How many companion widgets the editor adds right after this one (0, 1 or 2).
+
+        The ComfyUI frontend gives an INT widget a "control after generate" combo when its declaration says
+        ``control_after_generate`` (true or a default mode) or, when the option is absent, when the input is
+        named ``seed`` or ``noise_seed``; an explicit false turns it off. A combo declared with
+        ``control_after_generate`` gets the control combo and a "control filter list" text widget. Other
+        types never get one. Each companion keeps a place in ``widgets_values``.
+        """
+        flag = self.options.get("control_after_generate")
+        if self.is_combo:
+            return 2 if flag else 0
+        if self.type == "INT":
+            return int(bool(flag) if flag is not None else self.name in SEED_NAMES)
+        return 0
+
+    @property
     def has_control_widget(self) -> bool:
         """The editor stores an extra control value ("fixed", "randomize", ...) after this widget."""
-        if "control_after_generate" in self.options:
-            return bool(self.options["control_after_generate"])
-        return self.type == "INT" and self.name in SEED_NAMES
+        return self.control_widgets > 0
 
     @property
     def has_upload_widget(self) -> bool:
@@ -138,3 +153,16 @@ def types_match(received: Any, expected: InputSpec) -> bool:
     got = {t.strip() for t in received.split(",")}
     want = {t.strip() for t in expected.type.split(",")}
     return bool(got & want)
+
+
+_TYPE_DEFAULTS = {"INT": 0, "FLOAT": 0.0, "STRING": "", "BOOLEAN": False}
+
+
+def widget_default(spec: "InputSpec"):
+    """The value a widget starts with in the editor: its declared default, else a combo's first choice, else its
+    type's zero."""
+    if "default" in spec.options:
+        return spec.options["default"]
+    if spec.is_combo:
+        return spec.choices[0] if spec.choices else None
+    return _TYPE_DEFAULTS.get(spec.type)
