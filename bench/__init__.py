@@ -1,6 +1,6 @@
 """Benchmarks of the walks against their peers: per-step overhead and accuracy on exact mixtures, at equal NFE.
 
-Run ``python bench/run.py [--quick]`` from the repository root; it writes ``docs/BENCHMARKS.md`` and the
+Run ``.venv/bin/python bench/run.py [--quick]`` from the repository root; it writes ``docs/BENCHMARKS.md`` and the
 plots under ``docs/bench/``. Inside, the pack is imported as ``rwalk`` (see ``run.py``), so these modules
 use relative imports and can also be loaded as ``rwalk.bench`` (``rwalk.bench.smoke.smoke()``).
 

@@ -2,8 +2,8 @@
 bare Euler loop (the pack's walks and, when installed, k-diffusion's samplers side by side), and the patch
 target's walk time, written as JSON and markdown to --out.
 
-    python bench/gpu.py --out DIR                      # on a machine with a CUDA GPU; a few minutes
-    WALK_NOISE_PREFETCH=0 python bench/gpu.py --out DIR --tag off --no-patch --no-peers   # noise prefetch off
+    .venv/bin/python bench/gpu.py --out DIR           # on a machine with a CUDA GPU; a few minutes
+    WALK_NOISE_PREFETCH=0 .venv/bin/python bench/gpu.py --out DIR --tag off --no-patch --no-peers   # noise prefetch off
 
 The noise settings (prefetch, background threads) are read once per process, so each setting is its own run;
 ``--tag`` names the files (gpu_TAG.json / gpu_TAG.md). ``--busy-ms 5`` times the walks around a denoiser that

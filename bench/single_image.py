@@ -8,7 +8,9 @@ across seeds and verbatim copying, written into docs/bench/single_image.md with 
 Methods: ``pack`` (the patch target at its defaults, in the mode a user would pick for the reference: layout
 for the scenes -- painting, stained_glass's rose window -- and texture for the stationary ones; the shipped walk),
 ``posterior`` (the patch target's earlier posterior denoiser, the mosaics issue 28 describes), ``gpnn``
-(bench/peer_gpnn.py, layout as the pack's mode) and ``quilting`` (bench/peer_quilting.py).
+(bench/peer_gpnn.py, layout as the pack's mode), ``quilting`` (bench/peer_quilting.py) and ``fresh`` (new
+pictures of the reference's own procedural generator, seed + 1: what a genuinely new picture of the same kind scores
+on every measure -- the calibration row).
 
 Measures per picture: the structure criteria that apply to the reference (walk_core/quality_structure.py,
 calibrated on fresh pictures of the references' own generators: docs/bench/structure_calibration.md), SIFID and
@@ -37,7 +39,7 @@ OUT = ROOT / "docs" / "bench"
 PICTURES = ROOT / "bench" / "_out" / "single_image"
 REFERENCES = ("painting", "bricks", "foliage", "stained_glass", "marble")
 MODES = {"painting": "layout", "stained_glass": "layout"}  # the rest: texture
-METHODS = ("pack", "posterior", "gpnn", "quilting")
+METHODS = ("pack", "posterior", "gpnn", "quilting", "fresh")
 SIZE = 256
 log = logging.getLogger("bench.single_image")
 
@@ -65,6 +67,10 @@ def generate(method: str, name: str, ref01: torch.Tensor, seed: int) -> torch.Te
         from rwalk.bench.peer_quilting import quilt
 
         return quilt(ref01, SIZE, SIZE, seed)
+    if method == "fresh":
+        from rwalk.walk_core.references import reference_image
+
+        return reference_image(name, SIZE, SIZE, seed + 1)  # the reference is the generator's seed 0
     raise ValueError(f"single_image: method={method!r}; expected one of {', '.join(METHODS)}")
 
 
@@ -187,6 +193,12 @@ def render(results, seeds, methods, command: str, deep: bool) -> str:
             lines.append(f"| {name} | {method} | {passes}/{len(rows)} | {_mean(rows, 'sifid'):.1f} | "
                          f"{_mean(rows, 'gram'):.3f} | {_mean(rows, 'copied16'):.2f} | {_mean(rows, 'copied48'):.2f} | "
                          f"{res['diversity']:.2f} | {_mean(rows, 'seconds'):.1f} |")
+    if "fresh" in methods:
+        lines += ["", "The `fresh` rows are new pictures of each reference's own generator (seeds 1-4): genuinely new "
+                  "pictures of the same kind. They copy almost nothing, and their SIFID is far above every patch "
+                  "method's -- SIFID against one reference rewards copying it, so a SIFID below GPNN's (which copies "
+                  "most) is not a sign of a better picture; no farther than the fresh pictures is the calibrated "
+                  "bound."]
     lines += ["", "Pictures: `docs/bench/single_image_<reference>.png` -- the reference, the pack's seeds "
               f"{seeds[0]} and {seeds[1] if len(seeds) > 1 else seeds[0]}, then seed {seeds[0]} of each other "
               "method in the table's order.", ""]

@@ -2,7 +2,7 @@
 
 ComfyUI's CFGGuider owns the model's sampling life cycle (loading, prompt preparation, hooks, wrappers);
 ``WalkGuider`` subclasses it and replaces only ``predict_noise`` -- one evaluation -- with
-:class:`GuidedPrediction`. Order of one evaluation (documented in the README):
+:class:`GuidedPrediction`. Order of one evaluation (documented in docs/comfyui-models.md):
 
 1. the raw predictions: ComfyUI's ``calc_cond_batch`` for the positive prompt, and in the same batch the
    negative one when an active term needs the unconditional branch (cfg, apg); model patches that act

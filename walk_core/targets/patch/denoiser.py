@@ -32,7 +32,7 @@ The pyramid's blur correlates it (neighbours 0.4-0.5), so along the patches' smo
 true noise variance is 2-5x that on levels 1-4 (about 0.6x on level 0, where the window down-weights the rim):
 the coarse posteriors are overconfident. That is kept on purpose: whitening each level's coordinates by the true
 noise covariance, or softening only the over-counted directions of the two coarsest levels, measured less novel
-and fewer walks novel and faithful (README, "Coarse to fine").
+and fewer walks novel and faithful (docs/weight-free.md, "Coarse to fine").
 """
 from __future__ import annotations
 

@@ -44,7 +44,7 @@ WALK, STEPS, WALK_S_NOISE = "langevin", 15, 1.5
 PALETTE, PALETTE_SIGMA = 1.0, 0.05
 # How the denoiser picks patches (coherent.py, denoiser.py): "layout" and "texture" take hard nearest-neighbour
 # fields coarse to fine with voting (GPNN-style; layout also keeps the references' arrangement at the coarsest
-# level), "posterior" the soft patch posterior of every level (the earlier default: mosaics, see the README).
+# level), "posterior" the soft patch posterior of every level (the earlier default: mosaics, see docs/weight-free.md).
 MODES = ("layout", "texture", "posterior")
 LAYOUT_WIDTH = 0.1  # layout mode: std of the coarsest level's position prior, as a fraction of the picture
 
