@@ -223,6 +223,9 @@ def _check_output_file(runner, path: Path) -> None:
         if path.is_dir():
             raise runner.WorkflowError(None, None, None, f"-o {str(path)!r} is a folder; expected a file name such "
                                        f"as {str(path / 'workflow_api.json')!r}")
+        problem = _atomic_files().not_regular_file(path)
+        if problem:
+            raise runner.WorkflowError(None, None, None, f"-o {str(path)!r} {problem}")
         folder = path.parent
         if not folder.is_dir():
             what = "is a file, not a folder" if folder.exists() else "does not exist"

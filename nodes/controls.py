@@ -139,8 +139,10 @@ class WalkWander:
         }
 
     @classmethod
-    def VALIDATE_INPUTS(cls, frames=None, width=None, height=None, steps=None):
-        """Pixels and the walk's memory (walk_core.limits): one walk of ``frames`` pictures."""
+    def VALIDATE_LITERALS(cls, frames=None, width=None, height=None, steps=None, **_others):
+        """Headless only: pixels and the walk's memory (walk_core.limits), one walk of ``frames`` pictures. Not a
+        VALIDATE_INPUTS: ComfyUI would repeat its refusal under every input listed and skip their min/max; in
+        ComfyUI the node checks the same before it allocates anything."""
         return walk_problem(cls, "WalkWander", width=width, height=height, batch=frames, steps=steps,
                             batch_name="frames")
 
@@ -218,8 +220,9 @@ class WalkGrid:
         }
 
     @classmethod
-    def VALIDATE_INPUTS(cls, size=None, aspect=None, items=None, steps=None):
-        """Pixels and the walk's memory (walk_core.limits): one walk of ``items`` pictures of the aspect's size."""
+    def VALIDATE_LITERALS(cls, size=None, aspect=None, items=None, steps=None, **_others):
+        """Headless only: pixels and the walk's memory (walk_core.limits), one walk of ``items`` pictures of the
+        aspect's size (see WalkWander.VALIDATE_LITERALS)."""
         problem = walk_problem(cls, "WalkGrid", batch=items, steps=steps, batch_name="items")
         if problem is not True or size is None or aspect is None:
             return problem

@@ -91,3 +91,80 @@ def pick_as(input_name: str, entry: str, **options: Any) -> Dict[str, Tuple[Any,
     ``strength_schedule`` entry: the name ``schedule`` is taken by the walk's sigma schedule)."""
     kind, base = INPUTS[entry]
     return {input_name: (kind, {**base, **options})}
+
+
+# ---- checks at the start of a node's function ------------------------------------------------------------
+# ComfyUI checks neither a constant given where a socket link belongs (an API prompt's "target": "2") nor a
+# NaN float (its min/max comparisons are false for NaN): the node function checks both itself.
+
+_PLAIN_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN", "*", "COMBO")
+
+
+def _socket_ok(kind: str, value: Any) -> bool:
+    if isinstance(value, (str, bytes, int, float, bool)):
+        return False
+    if kind in ("IMAGE", "MASK"):
+        return hasattr(value, "shape") and hasattr(value, "dim")
+    if kind == "LATENT":
+        return isinstance(value, dict) and "samples" in value
+    return True
+
+
+def input_problem(cls: type, who: str, values: Dict[str, Any]) -> Any:
+    """The first of ``values`` (input name -> value) that a node cannot take: a constant where a socket link
+    belongs, or a FLOAT that is not finite. None when all are fine."""
+    import math
+
+    from ..walk_core.runner.spec import article, input_specs
+
+    specs = input_specs(cls)
+    for name, value in values.items():
+        spec = specs.get(name)
+        if spec is None or value is None or spec.is_combo:
+            continue
+        if spec.type == "FLOAT":
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isfinite(value):
+                return (f"{who}: input {name!r}: {value!r} is not a finite number; "
+                        f"expected {spec.allowed()}")
+        elif spec.type not in _PLAIN_TYPES and isinstance(spec.type, str) and not _socket_ok(spec.type, value):
+            shown = repr(value) if isinstance(value, (str, bytes, int, float, bool)) else type(value).__name__
+            return (f"{who}: input {name!r} must be linked to {article(spec.type)} {spec.type} output; "
+                    f"got the value {shown}")
+    return None
+
+
+def check_inputs(cls: type, who: str, values: Dict[str, Any]) -> None:
+    """Raise ValueError for :func:`input_problem`."""
+    problem = input_problem(cls, who, values)
+    if problem:
+        raise ValueError(problem)
+
+
+def checked_function(cls: type) -> type:
+    """Make ``cls``'s FUNCTION call :func:`check_inputs` on its arguments first (once per class)."""
+    import functools
+    import inspect
+
+    name = getattr(cls, "FUNCTION", None)
+    fn = getattr(cls, name, None) if name else None
+    if fn is None or not callable(fn) or getattr(fn, "_inputs_checked", False):
+        return cls
+    signature = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def wrapper(self, *args, **kwargs):
+        try:
+            bound = signature.bind_partial(self, *args, **kwargs)
+        except TypeError:
+            return fn(self, *args, **kwargs)
+        values = {k: v for k, v in bound.arguments.items() if k != "self"}
+        for k, v in list(values.items()):
+            if signature.parameters[k].kind == inspect.Parameter.VAR_KEYWORD:
+                values.pop(k)
+                values.update(v)
+        check_inputs(type(self), type(self).__name__, values)
+        return fn(self, *args, **kwargs)
+
+    wrapper._inputs_checked = True
+    setattr(cls, name, wrapper)
+    return cls

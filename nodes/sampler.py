@@ -11,7 +11,7 @@ from .comfy_model import source_of
 from .inputs import pick
 from .layout import image_to_walk, mask_to_walk, walk_to_image
 from .types import CATEGORY, WALK_GUIDANCE, WALK_TARGET, WALK_TRAJECTORY
-from .walk_limits import check_before_walk, walk_problem
+from .walk_limits import check_before_walk, declared_problem, walk_problem
 
 
 def _options(walk: str, eta, s_noise, churn, snr, corrector_steps, order=0) -> dict:
@@ -86,8 +86,25 @@ class WalkSampler:
         }
 
     @classmethod
-    def VALIDATE_INPUTS(cls, width=None, height=None, batch_size=None, steps=None, trajectory_every=None):
-        """Pixels and the walk's memory (walk_core.limits) from the literal inputs, before anything runs."""
+    def VALIDATE_INPUTS(cls, sigma_min=None, sigma_max=None):
+        """The sigma range's order, from the literal inputs. Only the inputs this check needs are listed: ComfyUI
+        repeats a refusal under every input listed here and skips its own min/max checks for them. The walk's
+        memory is checked by the headless runner at validation (VALIDATE_LITERALS) and by the node before it
+        allocates anything."""
+        problem = declared_problem(cls, sigma_min=sigma_min, sigma_max=sigma_max)
+        if problem:
+            return problem
+        if sigma_min is None or sigma_max is None:
+            return True
+        if sigma_min > 0 and sigma_max > 0 and sigma_min > sigma_max:
+            return (f"the sigma range is reversed: sigma_min {sigma_min} is above sigma_max {sigma_max}; "
+                    "expected sigma_min <= sigma_max (0 = the target's own)")
+        return True
+
+    @classmethod
+    def VALIDATE_LITERALS(cls, width=None, height=None, batch_size=None, steps=None, trajectory_every=None,
+                          **_others):
+        """Headless only (walk_core.runner.validate): pixels and the walk's memory from the literal inputs."""
         return walk_problem(cls, "WalkSampler", width=width, height=height, batch=batch_size, steps=steps,
                             trajectory_every=trajectory_every)
 

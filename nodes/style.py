@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any, Callable, List, Optional, Tuple
 
@@ -37,15 +38,27 @@ def comfy_loader(clip_vision: Any) -> Optional[Callable[[], None]]:
     return lambda: mm.load_model_gpu(patcher)
 
 
+def weights_problem(text: str):
+    """What is wrong with a weights text by itself (syntax, sign, finiteness), without a node prefix; None = fine."""
+    parts = [p.strip() for p in (text or "").split(",") if p.strip()]
+    try:
+        weights = [float(p) for p in parts]
+    except ValueError:
+        return f"weights={text!r}; expected finite positive numbers, comma-separated, one per picture"
+    if not all(math.isfinite(w) and w > 0 for w in weights):
+        return f"weights={text!r}; expected finite positive numbers, comma-separated"
+    return None
+
+
 def parse_weights(text: str, n: int, who: str) -> Tuple[float, ...]:
     """'1, 0.5' -> (1.0, 0.5): one weight per picture; empty = equal weights."""
     parts = [p.strip() for p in (text or "").split(",") if p.strip()]
     if not parts:
         return ()
-    try:
-        weights = tuple(float(p) for p in parts)
-    except ValueError:
-        raise ValueError(f"{who}: weights={text!r}; expected comma-separated numbers, one per picture") from None
+    problem = weights_problem(text)
+    if problem:
+        raise ValueError(f"{who}: {problem}")
+    weights = tuple(float(p) for p in parts)
     if len(weights) != n:
         raise ValueError(f"{who}: weights={text!r} gives {len(weights)} weights for {n} pictures; "
                          "expected one per picture (or empty for equal weights)")

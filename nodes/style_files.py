@@ -52,6 +52,10 @@ def _target(name: str, who: str) -> Path:
         raise ValueError(f"{who}: name {error}") from None
     if path.name == SUFFIX or path.parent == path:
         raise ValueError(f"{who}: name={name!r} has no file name part; expected e.g. 'my_style' or 'subfolder/name'")
+    last = stem.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    if last in ("", ".", "..") or last.startswith("."):
+        raise ValueError(f"{who}: name={name!r} would make a hidden file name ({path.name!r}); expected a name that "
+                         "does not start with '.', e.g. 'my_style' or 'subfolder/name'")
     return path
 
 

@@ -39,3 +39,8 @@ NODE_TABLE = {
     "WalkOutpaint": (WalkOutpaint, "Walk Outpaint (pan / zoom out)"),
     "WalkPicture": (WalkPicture, "Walk Picture (sigma, guidance, x0 filmstrip)"),
 }
+
+from .inputs import checked_function  # noqa: E402
+
+for _cls, _name in NODE_TABLE.values():  # a constant on a socket, a NaN float: refused with the input's name
+    checked_function(_cls)

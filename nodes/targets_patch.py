@@ -5,7 +5,7 @@ from ..walk_core.guidance.energy import MAX_WEIGHT
 from ..walk_core.targets.patch import STEPS, WALK, WALK_S_NOISE, PatchSpec, patch_target
 from ..walk_core.targets.patch.target import LAYOUT_WIDTH, MAX_REFERENCE_PIXELS, MODES
 from .layout import image_to_walk
-from .style import parse_weights
+from .style import parse_weights, weights_problem
 from .types import CATEGORY, WALK_TARGET
 
 WHO = "TargetDistributionPatches"
@@ -114,6 +114,14 @@ class TargetDistributionPatches:
                     "(1 is nearly a texture).")}),
             },
         }
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, weights=None):
+        """The weights' syntax and sign, from the text alone (their count against the pictures is checked when
+        the node runs)."""
+        if weights is None or not isinstance(weights, str):
+            return True
+        return weights_problem(weights) or True
 
     def build(self, images, patch_size, level_sigma, tileable, weights, content=None, content_weight=10.0,
               sharpness=1.0, candidates=8, max_reference_pixels=MAX_REFERENCE_PIXELS, balance=1.0,

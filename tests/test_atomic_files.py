@@ -162,3 +162,34 @@ def test_concurrent_runs_with_one_prefix_write_valid_distinct_files(tmp_path, no
                 written.append((int(rgb[0, 0, 0]), int(rgb[0, 0, 1])))
     expected = [(p, i) for p in range(PROCESSES) for i in range(ROUNDS * BATCH)]
     assert sorted(written) == expected  # every picture of every process is there exactly once
+
+
+def test_write_replace_refuses_a_fifo_and_a_symlink(tmp_path):
+    import stat
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(OSError, match=r"is a FIFO \(named pipe\); expected a regular file or a new name"):
+        write_replace(fifo, lambda temp: temp.write_text("x"))
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    target = tmp_path / "target.txt"
+    target.write_text("old")
+    link = tmp_path / "link.txt"
+    link.symlink_to(target)
+    with pytest.raises(OSError, match="is a symbolic link"):
+        write_replace(link, lambda temp: temp.write_text("x"))
+    assert link.is_symlink() and target.read_text() == "old"
+    assert names(tmp_path) == ["link.txt", "pipe", "target.txt"]  # no temporary left
+
+
+def test_written_files_get_the_normal_mode_even_from_a_0600_writer(tmp_path):
+    umask = os.umask(0o022)
+    os.umask(umask)
+
+    def private(temp):
+        temp.write_text("x")
+        os.chmod(temp, 0o600)  # as safetensors' save_file leaves it
+
+    new = write_new([tmp_path / "a.txt"], private)
+    replaced = write_replace(tmp_path / "b.txt", private)
+    for path in (new, replaced):
+        assert (path.stat().st_mode & 0o777) == atomic_files.FILE_MODE == 0o666 & ~umask

@@ -1,6 +1,8 @@
 """The command line (cli.py), called in-process with a fake node table."""
 import importlib.util
 import json
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -163,3 +165,19 @@ def test_nodes_lists_the_table(cli, table, capsys):
     out = capsys.readouterr().out
     assert "MakeImage(width: INT, height: INT, seed: INT, color: COMBO) -> (IMAGE)" in out
     assert "SaveImage(" in out
+
+
+def test_convert_refuses_a_fifo_or_a_symlink_as_output(cli, table, tmp_path, capsys):
+    src = write(tmp_path, fakes.simple_ui())
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    assert cli.main(["convert", src, "-o", str(fifo)], node_classes=table) == 2
+    assert "is a FIFO (named pipe); expected a regular file or a new name" in capsys.readouterr().err
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    target = tmp_path / "target.json"
+    target.write_text("{}")
+    link = tmp_path / "link.json"
+    link.symlink_to(target)
+    assert cli.main(["convert", src, "-o", str(link)], node_classes=table) == 2
+    assert "is a symbolic link" in capsys.readouterr().err
+    assert link.is_symlink() and target.read_text() == "{}"

@@ -104,3 +104,40 @@ def test_convert_output_problems_are_one_clear_error(cli, tmp_path, capsys, targ
     assert "Traceback" not in err
     assert err.startswith("error: -o ") and __import__("re").search(needle, err), err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt", "wf.json"]  # nothing written
+
+
+@pytest.mark.parametrize("prefix, pattern", [
+    ("a\nb", r"contains a control character \('\\n'\); expected a plain file name"),
+    ("a\tb", r"contains a control character \('\\t'\)"),
+    ("a\x7fb", r"contains a control character \('\\x7f'\)"),
+    ("a\x00b", r"contains a NUL character"),
+    ("a\ud800b", r"is not valid UTF-8 text"),
+    ("..\\..\\x", r"contains a backslash; use '/' between folders"),
+    ("sub\\x", r"contains a backslash; use '/' between folders"),
+])
+@pytest.mark.parametrize("class_type", ["SaveImage", "SaveAnimatedWEBP"])
+def test_a_save_prefix_with_control_characters_or_backslashes_is_refused(paths, class_type, prefix, pattern):
+    refused(save(class_type, prefix), paths, rf"node 2 \({class_type}\), input 'filename_prefix'.*" + pattern)
+    assert not paths.output_dir.exists() or not any(paths.output_dir.iterdir())
+
+
+@pytest.mark.parametrize("name, pattern", [
+    ("..", r"hidden file name"),
+    (".", r"hidden file name|no file name part"),
+    (".secret", r"hidden file name"),
+    ("sub/.x", r"hidden file name"),
+    ("a\nb", r"contains a control character"),
+    ("a\ud800b", r"is not valid UTF-8 text"),
+])
+def test_a_style_save_name_that_is_hidden_or_has_control_characters_is_refused(paths, name, pattern):
+    prompt = {"1": defaults("ReferenceImage", width=16, height=16),
+              "2": defaults("StyleEncoder", images=["1", 0]),
+              "3": {"class_type": "StyleEncoderSave", "inputs": {"style": ["2", 0], "name": name}}}
+    refused(prompt, paths, r"node 3 \(StyleEncoderSave\), input 'name'.*" + pattern)
+
+
+def test_a_training_model_name_with_a_control_character_is_refused(paths):
+    prompt = {"1": defaults("TrainWalkModel", model_name="a\nb", references="painting"),
+              "2": defaults("WalkSampler", target=["1", 0], width=16, height=16),
+              "3": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}}}
+    refused(prompt, paths, r"node 1 \(TrainWalkModel\).*contains a control character")

@@ -92,7 +92,7 @@ def test_in_range_but_huge_walk_is_refused_when_checked(cli, capsys, env, tmp_pa
     assert code == 2 and "10001 trajectory frame(s)" in err and "node 3 (WalkSampler)" in err
     code, err = run_cli(cli, capsys, "check", str(ROOT / "workflows/default.json"), *out,
                         "--set", "WalkSampler.width=5000")
-    assert code == 2 and "input 'width': width=5000 is above the maximum 4096" in err
+    assert code == 2 and "input 'width': 5000 is above the maximum 4096" in err
     code, _ = run_cli(cli, capsys, "check", str(ROOT / "workflows/default.json"), *out)
     assert code == 0
 

@@ -155,3 +155,26 @@ def test_training_folders_read_sixteen_bit_pictures_too(tmp_path):
     Image.fromarray(WIDE).save(tmp_path / "wide.png")
     (picture,) = load_folder(tmp_path).pictures
     torch.testing.assert_close(picture, torch.from_numpy(grey3(WIDE / 65535.0)[0]).permute(2, 0, 1).float() * 2 - 1)
+
+
+def _png_header_only(path, width, height):
+    """A PNG whose IHDR claims ``width`` x ``height`` 8-bit RGB, with no pixel data (signature, IHDR, IEND)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b""))
+
+
+def test_a_huge_header_gets_the_packs_limit_message_not_pillows(folder):
+    _png_header_only(folder / "huge.png", 100000, 100000)
+    before = Image.MAX_IMAGE_PIXELS
+    message = LoadImage.VALIDATE_INPUTS("huge.png")
+    assert isinstance(message, str) and "WALK_MAX_INPUT_PIXELS" in message, message
+    assert "decompression bomb" not in message.lower()
+    with pytest.raises(PictureFileError, match="WALK_MAX_INPUT_PIXELS"):
+        read_first_frame(folder / "huge.png", "test")
+    assert Image.MAX_IMAGE_PIXELS == before  # Pillow's own setting is restored

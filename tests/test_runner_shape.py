@@ -105,8 +105,9 @@ def test_class_type_list_with_seed_through_the_cli_exits_2(tmp_path, capsys):
 
 
 def test_huge_integers_and_invalid_bytes_are_workflow_errors(tmp_path):
-    with pytest.raises(runner.WorkflowError, match="a value Python cannot read"):
+    with pytest.raises(runner.WorkflowError, match="a number with 5000 digits; numbers may have at most 4300") as e:
         runner.load_workflow('{"1": {"class_type": "X", "inputs": {"a": ' + "9" * 5000 + "}}}", TABLE)
+    assert "set_int_max_str_digits" not in str(e.value)
     path = tmp_path / "bad.json"
     path.write_bytes(b"\xff\xfe{")
     with pytest.raises(runner.WorkflowError, match="not a UTF-8 JSON file"):
@@ -185,3 +186,12 @@ def test_validate_inputs_that_cannot_handle_a_type_is_a_workflow_error():
         runner.check_workflow({"1": {"class_type": "Fussy", "inputs": {"a": "x", "b": 1}}}, {"Fussy": Fussy})
     with pytest.raises(runner.WorkflowError, match="cannot check these values \\(TypeError"):
         runner.check_workflow({"1": {"class_type": "Fussy", "inputs": {"a": 0.5, "b": "y"}}}, {"Fussy": Fussy})
+
+
+def test_a_png_whose_prompt_chunk_is_null_says_so(tmp_path):
+    from PIL import PngImagePlugin
+    info = PngImagePlugin.PngInfo()
+    info.add_text("prompt", "null")
+    Image.new("RGB", (2, 2)).save(tmp_path / "null.png", pnginfo=info)
+    with pytest.raises(runner.WorkflowError, match="its 'prompt' chunk is null"):
+        runner.read_png_workflow(tmp_path / "null.png")

@@ -366,7 +366,8 @@ def test_node_with_clip_vision_makes_a_clip_vision_walk_style():
     assert code.encoder_config["layers"] == list(style_layers(DEPTH))
     (plain,) = StyleEncoder().encode(images, "random", "mean_std", "", 0)
     assert plain.encoder_name == "random"
-    with pytest.raises(ValueError, match="StyleEncoder: clip_vision: a str lacks"):
+    # a constant where the CLIP_VISION link belongs: refused by the check every node's function makes first
+    with pytest.raises(ValueError, match="StyleEncoder: input 'clip_vision' must be linked to a CLIP_VISION output"):
         StyleEncoder().encode(images, "random", "gram", "", 0, clip_vision="not a model")
 
 

@@ -254,5 +254,5 @@ def test_node_errors_name_the_node(code):
         node.build(code, 0.01, 0.25, 0, 1.0, 2.0)
     with pytest.raises(ValueError, match="TargetDistributionStyle: content has 2 pictures"):
         node.build(code, 0.01, 0.25, 2, 1.0, 2.0, content=torch.rand(2, 16, 16, 3))
-    with pytest.raises(ValueError, match="TargetDistributionStyle: style"):
+    with pytest.raises(ValueError, match="TargetDistributionStyle: input 'style' must be linked to a WALK_STYLE"):
         node.build("not a style", 0.01, 0.25, 2, 1.0, 2.0)

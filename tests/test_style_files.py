@@ -76,3 +76,12 @@ def test_a_style_saved_by_one_workflow_walks_in_another(tmp_path):
             "4": {"class_type": "SaveImage", "inputs": {"images": ["3", 0], "filename_prefix": "walked"}}}
     result = run_workflow(walk, TABLE, paths=paths, progress=False)
     assert [p.name for p in result.saved] == ["walked_00001_.png"]
+
+
+def test_a_saved_style_file_gets_the_normal_file_mode(paths):
+    import os
+    umask = os.umask(0o022)
+    os.umask(umask)
+    StyleEncoderSave().save(code(), "mode")
+    path = paths.output_dir / "walk_styles" / "mode.safetensors"
+    assert (path.stat().st_mode & 0o777) == 0o666 & ~umask  # not safetensors' own 0600

@@ -22,6 +22,7 @@ import logging
 import os
 import secrets
 import signal
+import stat
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,6 +38,18 @@ _NO_LINKS = {errno.EPERM, errno.EXDEV, errno.EMLINK, errno.ENOSYS, errno.EOPNOTS
              getattr(errno, "ENOTSUP", errno.EOPNOTSUPP)}
 
 Writer = Callable[[Path], None]
+
+
+def _read_umask() -> int:
+    """The process umask (read once at import: os.umask can only be read by setting it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+#: the mode every written file gets: 0o666 less the umask (as open() would give), whatever the writer used --
+#: safetensors' save_file writes through its own 0600 temporary, which a rename would otherwise keep
+FILE_MODE = 0o666 & ~_read_umask()
 
 
 class Terminated(SystemExit):
@@ -97,6 +110,10 @@ def _temporary(folder: Path, write: Writer) -> Iterator[Path]:
             except FileExistsError:
                 temp = folder / f"{TEMP_PREFIX}{secrets.token_hex(8)}{TEMP_SUFFIX}"
         write(temp)
+        try:
+            os.chmod(temp, FILE_MODE)
+        except OSError:  # a file system without modes (FAT, some network mounts)
+            pass
         with open(temp, "rb+") as f:
             os.fsync(f.fileno())
         yield temp
@@ -152,6 +169,29 @@ def write_new(candidates: Iterable[Path | str], write: Writer) -> Path:
     raise FileExistsError(f"{first}: {taken} candidate names in {folder} are all taken; choose another name")
 
 
+def not_regular_file(path: Path | str) -> str:
+    """Why ``path`` may not be replaced by a written file ('' when it is a regular file or a new name).
+
+    A device, FIFO or socket would be silently turned into a regular file by a rename, and a symbolic link
+    into a file in its place, so each is refused by name.
+    """
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return ""
+    except OSError:
+        return ""  # e.g. a name too long: the write itself reports it
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return ""
+    if stat.S_ISLNK(mode):
+        return ("is a symbolic link; expected a regular file or a new name (name the link's target instead, "
+                "so the link is not replaced by a file)")
+    kinds = ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+             (stat.S_ISSOCK, "a socket"))
+    what = next((name for test, name in kinds if test(mode)), "not a regular file")
+    return f"is {what}; expected a regular file or a new name"
+
+
 def write_replace(path: Path | str, write: Writer) -> Path:
     """Write ``path`` with ``write(temporary path)`` and move it into place atomically (replacing any file).
 
@@ -160,6 +200,9 @@ def write_replace(path: Path | str, write: Writer) -> Path:
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(errno.EISDIR, f"{path} is a folder; expected a file name", str(path))
+    problem = not_regular_file(path)
+    if problem:
+        raise OSError(errno.EEXIST, f"{path} {problem}", str(path))
     with _temporary(path.parent, write) as temp:
         os.replace(temp, path)
         _sync_folder(path.parent)

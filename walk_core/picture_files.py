@@ -18,13 +18,15 @@ first frame's size (ComfyUI's LoadImage does the same; frames of another size ar
 from __future__ import annotations
 
 import logging
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 from typing import List, Optional, Tuple
 
 import numpy as np
 from PIL import Image, ImageOps, ImageSequence
 
-from .limits import LimitError, check_picture_pixels
+from .limits import LimitError, check_picture_pixels, current_limits, how_to_raise
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,31 @@ WITH_ALPHA = ("LA", "La", "PA", "RGBA", "RGBa")
 SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
 SUPPORTED = EIGHT_BIT + WITH_ALPHA + SIXTEEN_BIT + ("I", "F")
 _READ_ERRORS = (OSError, SyntaxError, EOFError, ValueError, Image.DecompressionBombError)
+
+
+_PILLOW_LIMIT_LOCK = threading.RLock()
+
+
+@contextmanager
+def _pack_pixel_limit(path, who: str):
+    """Within the block Pillow's decompression-bomb threshold is at least the pack's limit (WALK_MAX_INPUT_PIXELS,
+    checked from the header before any pixel is decoded), so raising the pack's limit past Pillow's works; it is
+    never switched off (other code in the process, ComfyUI's loader, keeps its protection). A picture Pillow still
+    refuses is past twice that threshold, so past the pack's limit: the pack's message says so. Pillow's setting is
+    restored on leaving; the lock keeps concurrent reads from restoring it early."""
+
+    limit = current_limits().max_input_pixels
+    with _PILLOW_LIMIT_LOCK:
+        previous = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None if previous is None else max(int(previous), int(limit))
+        try:
+            yield
+        except Image.DecompressionBombError:
+            raise LimitError(f"{who}: {str(path)!r} holds more than {2 * Image.MAX_IMAGE_PIXELS:,} pixels; the limit "
+                             f"is {limit:,} (WALK_MAX_INPUT_PIXELS). Use a smaller picture, or "
+                             f"{how_to_raise('max_input_pixels')}") from None
+        finally:
+            Image.MAX_IMAGE_PIXELS = previous
 
 
 class PictureFileError(ValueError):
@@ -54,7 +81,7 @@ def check_picture_file(path: Path | str, who: str) -> None:
     """Open only the header: refuse a file that is not a picture, of a mode :func:`frame_arrays` refuses, or of
     more pixels than the input-picture limit (walk_core.limits)."""
     try:
-        with Image.open(path) as img:
+        with _pack_pixel_limit(path, who), Image.open(path) as img:
             mode = img.mode
             check_pixels(img, path, who)
     except PictureFileError:
@@ -149,7 +176,7 @@ def _open_frames(path: Path | str, who: str, first_only: bool) -> List[Frame]:
     frames: List[Frame] = []
     skipped: List[int] = []
     try:
-        with Image.open(path) as img:
+        with _pack_pixel_limit(path, who), Image.open(path) as img:
             check_mode(img.mode, path, who)
             check_pixels(img, path, who, all_frames=not first_only)
             for index, frame in enumerate(ImageSequence.Iterator(img)):

@@ -291,6 +291,8 @@ def widget_layout(node: Mapping[str, Any], specs: Mapping[str, InputSpec]) -> Di
     legacy = widget_slots(specs.values(), force_input_widgets=True)
     if len(values) == len(legacy) != len(slots):
         slots = legacy
+    if len(values) != len(slots):
+        _warn_widget_count(node, slots, values)
     layout: Dict[str, Any] = {}
     for i, slot in enumerate(slots[:len(values)]):
         if slot.role == "value":
@@ -304,6 +306,19 @@ def widget_layout(node: Mapping[str, Any], specs: Mapping[str, InputSpec]) -> Di
                 f"generate\" value; expected one of {allowed}. The editor would read every later widget value "
                 "one place off: insert the control value after the seed (or re-save the workflow in the editor)")
     return layout
+
+
+def _warn_widget_count(node: Mapping[str, Any], slots, values) -> None:
+    """The editor fills missing widget values with defaults and drops extra ones without a word: say so."""
+    where = f"node {node.get('id')} ({node.get('type')})"
+    if len(values) < len(slots):
+        missing = [s.name for s in slots[len(values):] if s.role == "value"]
+        log.warning("%s: widgets_values has %d value(s) for %d widget(s); these inputs take their defaults: %s",
+                    where, len(values), len(slots), ", ".join(missing) or "(none)")
+    else:
+        log.warning("%s: widgets_values has %d value(s) for %d widget(s); the %d extra value(s) %s are ignored",
+                    where, len(values), len(slots), len(values) - len(slots),
+                    ", ".join(repr(v) for v in values[len(slots):]))
 
 
 def _control_values(spec: InputSpec) -> frozenset:

@@ -89,6 +89,8 @@ class LoadImage:
 
 def _save_target(base: Path, prefix: str, kind: str) -> Tuple[Path, str, str]:
     """(folder, file stem, subfolder as posix text) for a filename prefix like "walks/run"."""
+    if "\\" in prefix:  # on POSIX a backslash is part of a name, not a separator: refuse the ambiguity
+        raise ValueError(f"{prefix!r} contains a backslash; use '/' between folders (e.g. 'subfolder/name')")
     stem = PurePosixPath(prefix.replace("\\", "/")).name
     if not stem or stem in (".", ".."):
         raise ValueError(f"{prefix!r} has no file name part; expected e.g. 'ComfyUI' or 'subfolder/name'")

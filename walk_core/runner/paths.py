@@ -74,7 +74,7 @@ def resolve_inside(base: Path, name: str, kind: str) -> Path:
         raise ValueError(f"{name!r} is not a file name; expected a path relative to the {kind} folder {base}")
     if PurePosixPath(name).is_absolute() or PureWindowsPath(name).is_absolute() or PureWindowsPath(name).drive:
         raise ValueError(f"{name!r} is an absolute path; files must be named relative to the {kind} folder {base}")
-    check_name_length(name, kind)
+    check_name_length(name, kind)  # also refuses control characters and text that is not UTF-8
     root = base.resolve()
     full = (root / name).resolve()
     if full != root and root not in full.parents:
@@ -85,12 +85,32 @@ def resolve_inside(base: Path, name: str, kind: str) -> Path:
     return full
 
 
+def check_name_text(name: str, kind: str) -> None:
+    """Refuse a name no file system path should carry: a NUL, another control character (U+0000..U+001F,
+    U+007F: a newline would also break cli.py's one-path-per-line output) or text that is not valid UTF-8
+    (a lone surrogate). The ValueError names the character; the caller adds node and input."""
+    for char in str(name):
+        if char == "\0":
+            raise ValueError(f"{name!r} contains a NUL character ('\\x00'); expected a plain file name in the "
+                             f"{kind} folder")
+        if ord(char) < 0x20 or ord(char) == 0x7F:
+            raise ValueError(f"{name!r} contains a control character ({char!r}); expected a plain file name in "
+                             f"the {kind} folder")
+    try:
+        str(name).encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ValueError(f"{name!r} is not valid UTF-8 text (character {error.start + 1} is a lone surrogate); "
+                         f"expected a plain file name in the {kind} folder") from None
+
+
 def check_name_length(name: str, kind: str, room: int = 0) -> None:
     """Refuse a relative ``name`` with a part longer than :data:`NAME_MAX` bytes (UTF-8).
 
     ``room`` is what the writer adds to the last part (a counter and a suffix such as ``_00001_.png``); the
-    ValueError says how long the part is and what is allowed, and the caller adds node and input.
+    ValueError says how long the part is and what is allowed, and the caller adds node and input. A name with
+    a control character or text that is not UTF-8 is refused first (:func:`check_name_text`).
     """
+    check_name_text(name, kind)
     parts = [p for p in PurePosixPath(str(name).replace("\\", "/")).parts if p not in ("/", "")]
     for i, part in enumerate(parts):
         extra = room if i == len(parts) - 1 else 0

@@ -70,6 +70,12 @@ def read_png_workflow(path: PathLike) -> Tuple[Optional[dict], Optional[dict]]:
         found.append(parse_json(text[chunk], f"{path}: the PNG's {chunk!r} chunk") if chunk in text else None)
     prompt, workflow = found
     if not isinstance(prompt, dict) and not isinstance(workflow, dict):
+        present = [c for c, v in zip(("prompt", "workflow"), found) if c in text]
+        if present:
+            said = " and ".join(f"its {c!r} chunk is {'null' if v is None else type(v).__name__ + ', not an object'}"
+                                for c, v in zip(("prompt", "workflow"), found) if c in text)
+            raise WorkflowError(None, None, None, f"{path}: this PNG carries no workflow: {said}; expected a JSON "
+                                "object (a workflow saved by ComfyUI)")
         raise WorkflowError(None, None, None,
                             f"{path}: this PNG carries no workflow (no 'prompt' or 'workflow' text chunk)")
     return (prompt if isinstance(prompt, dict) else None, workflow if isinstance(workflow, dict) else None)

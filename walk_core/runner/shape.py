@@ -11,6 +11,8 @@ a UI link's output slot and a node's mode are small non-negative integers.
 from __future__ import annotations
 
 import json
+import re
+import sys
 from typing import Any, Dict, Mapping
 
 from .errors import WorkflowError
@@ -34,6 +36,20 @@ def _shown(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _int_digit_limit() -> int:
+    """Python's limit on the digits of an integer read from text (4300 by default; 0 means none)."""
+    getter = getattr(sys, "get_int_max_str_digits", None)
+    return getter() if getter else 4300
+
+
+def _longest_integer(text: str) -> int:
+    """Digits of the longest run of digits in ``text`` (the number the JSON reader refused)."""
+    longest = 0
+    for match in re.finditer(r"\d+", text if isinstance(text, str) else text.decode("utf-8", "replace")):
+        longest = max(longest, len(match.group()))
+    return longest
+
+
 def parse_json(text: str, label: str) -> Any:
     """``json.loads`` whose errors name the source and what is wrong, then the depth check.
 
@@ -49,6 +65,11 @@ def parse_json(text: str, label: str) -> Any:
         raise WorkflowError(None, None, None, f"{label}: the JSON nests lists/objects too deeply to read; "
                             f"a workflow may nest at most {MAX_DEPTH} levels") from None
     except ValueError as e:  # e.g. "Exceeds the limit (4300 digits) for integer string conversion"
+        if "integer string conversion" in str(e):
+            limit = _int_digit_limit()
+            size = _longest_integer(text)
+            raise WorkflowError(None, None, None, f"{label}: the JSON has a number with {size} digits; numbers may "
+                                f"have at most {limit}") from None
         raise WorkflowError(None, None, None, f"{label}: the JSON has a value Python cannot read ({e})") from None
     check_depth(data, label)
     return data

@@ -99,9 +99,10 @@ def _check_link(prompt, node_classes, spec: InputSpec, value: Any) -> Optional[s
     return None
 
 
-def _call_validate_inputs(cls: type, literals: Dict[str, Any]) -> Optional[tuple]:
-    """Run a node's own ``VALIDATE_INPUTS``; (input names, message) when it refuses."""
-    fn = getattr(cls, "VALIDATE_INPUTS", None)
+def _call_validate_inputs(cls: type, literals: Dict[str, Any], hook: str = "VALIDATE_INPUTS") -> Optional[tuple]:
+    """Run a node's own ``VALIDATE_INPUTS`` (or the headless-only ``VALIDATE_LITERALS``, a check of the literal
+    inputs that ComfyUI does not call); (input names, message) when it refuses."""
+    fn = getattr(cls, hook, None)
     if fn is None:
         return None
     params = inspect.signature(fn).parameters
@@ -167,7 +168,7 @@ def check_node(node_id: str, prompt: Mapping[str, Any], node_classes: Mapping[st
             if problem:
                 fail(name, problem)
     if not errors:
-        refused = _call_validate_inputs(cls, literals)
+        refused = _call_validate_inputs(cls, literals) or _call_validate_inputs(cls, literals, "VALIDATE_LITERALS")
         if refused:
             names, message = refused
             fail(", ".join(names) or None, message)
