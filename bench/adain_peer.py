@@ -35,13 +35,9 @@ DECODER_PLAN = (
 
 def decoder_layout() -> Dict[str, Tuple[int, ...]]:
     """Every tensor of the decoder file: name -> shape."""
-    layout: Dict[str, Tuple[int, ...]] = {}
-    for step in DECODER_PLAN:
-        if step != "up":
-            name, cin, cout = step
-            layout[f"{name}.weight"] = (cout, cin, 3, 3)
-            layout[f"{name}.bias"] = (cout,)
-    return layout
+    from ..walk_core.style.vgg_adain import conv_layout
+
+    return conv_layout(DECODER_PLAN)
 
 
 class AdaINDecoder:

@@ -45,15 +45,20 @@ KNOWN_LAYERS = tuple("relu" + step[0][4:] for step in PLAN if step != "pool")
 CHANNELS = {"relu" + step[0][4:]: step[2] for step in PLAN if step != "pool"}
 
 
-def layout() -> Dict[str, Tuple[int, ...]]:
-    """Every tensor of the weights file: key -> shape."""
-    out: Dict[str, Tuple[int, ...]] = {"preprocess.weight": (3, 3, 1, 1), "preprocess.bias": (3,)}
-    for step in PLAN:
-        if step != "pool":
+def conv_layout(plan) -> Dict[str, Tuple[int, ...]]:
+    """Weight and bias shapes of a plan's 3x3 convolutions ((name, in, out) steps; other steps are skipped)."""
+    out: Dict[str, Tuple[int, ...]] = {}
+    for step in plan:
+        if isinstance(step, tuple):
             name, c_in, c_out = step
             out[f"{name}.weight"] = (c_out, c_in, 3, 3)
             out[f"{name}.bias"] = (c_out,)
     return out
+
+
+def layout() -> Dict[str, Tuple[int, ...]]:
+    """Every tensor of the weights file: key -> shape."""
+    return {"preprocess.weight": (3, 3, 1, 1), "preprocess.bias": (3,), **conv_layout(PLAN)}
 
 
 def check_state(state: Mapping[str, torch.Tensor], who: str) -> Dict[str, torch.Tensor]:
