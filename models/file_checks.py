@@ -42,6 +42,11 @@ def check_model_header(path: Path | str, who: str, model_format: str) -> Header:
     if not isinstance(_metadata_json(header, "training", who, {}), dict):
         raise ValueError(f"{who}: metadata 'training' is not a JSON object (the trainer's facts)")
     check_entries(header, described_network(config, who), who, prefix="net.")
+    strays = sorted(k for k in header.tensors if not k.startswith("net."))
+    if strays:  # a model file holds the network's weights and nothing else
+        raise ValueError(f"{who}: unexpected tensors {', '.join(repr(k) for k in strays[:6])}"
+                         f"{f' and {len(strays) - 6} more' if len(strays) > 6 else ''}; a model file holds only the "
+                         "network's weights (keys 'net.*') -- is it damaged or not from this pack?")
     return header
 
 

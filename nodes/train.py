@@ -70,17 +70,31 @@ def training_data(images, labels: str, folder: str, references: str, size: int) 
         lab, classes = _labels(labels, pictures.shape[0])
         return from_tensors(pictures, lab, classes, source=f"{pictures.shape[0]} pictures")
     if given[0] == "folder":
-        try:
-            path = resolve_inside(_input_folder(), folder.strip(), "input")
-        except ValueError as e:
-            raise ValueError(f"{WHO}: folder {e}") from None
-        return load_folder(path)
+        return load_folder(_training_folder(folder))
+    return from_references(_reference_names(references), max(REFERENCE_SIZE, 2 * size))
+
+
+def _reference_names(references: str):
+    """The comma-separated procedural reference names, each checked against the registry."""
     names = [n.strip() for n in references.split(",") if n.strip()]
     unknown = [n for n in names if n not in REFERENCES]
     if unknown:
         raise ValueError(f"{WHO}: references {unknown} unknown; expected comma-separated names from "
                          f"{', '.join(REFERENCES)}")
-    return from_references(names, max(REFERENCE_SIZE, 2 * size))
+    return names
+
+
+def _training_folder(folder: str) -> Path:
+    """The training folder inside the input folder; it must exist and be a folder."""
+    try:
+        path = resolve_inside(_input_folder(), folder.strip(), "input")
+    except ValueError as e:
+        raise ValueError(f"{WHO}: folder {e}") from None
+    if not path.is_dir():
+        what = "is not a folder" if path.exists() else "does not exist"
+        raise ValueError(f"{WHO}: folder {folder.strip()!r} {what} in the input folder {_input_folder()}; expected "
+                         "a folder of pictures (or of class sub-folders holding pictures) there")
+    return path
 
 
 class TrainWalkModel:
@@ -164,17 +178,20 @@ class TrainWalkModel:
         }
 
     @classmethod
-    def VALIDATE_INPUTS(cls, model_name=None, folder=None):
-        """File names are checked before anything runs: the model file and the training folder stay in their
-        folders, and the model's name leaves room for the files written beside it."""
-        for name, value in (("model_name", model_name), ("folder", folder)):
+    def VALIDATE_INPUTS(cls, model_name=None, folder=None, references=None):
+        """Names are checked before anything runs: the model file and the training folder stay in their folders,
+        the folder exists, the model's name leaves room for the files written beside it, and every procedural
+        reference is known."""
+        for name, value in (("model_name", model_name), ("folder", folder), ("references", references)):
             if value is not None and not isinstance(value, str):
                 return f"{name}={value!r} is not text; expected a file or folder name"
         try:
             if model_name is not None:
                 output_file(model_name, WHO)
             if folder and folder.strip():
-                resolve_inside(_input_folder(), folder.strip(), "input")
+                _training_folder(folder)
+            if references and references.strip():
+                _reference_names(references)
         except ValueError as error:
             return str(error).removeprefix(f"{WHO}: ")
         return True

@@ -94,6 +94,15 @@ def test_run_prints_saved_paths_and_applies_set_and_seed(cli, table, tmp_path, f
     assert capsys.readouterr().out.strip().endswith("cli_00002_.png")
 
 
+@pytest.mark.parametrize("seed, side", [("-5", "below the minimum 0"), (str(2**70), "above the maximum")])
+def test_a_seed_out_of_range_is_one_error_about_the_seed(cli, table, tmp_path, folders, capsys, seed, side):
+    src = write(tmp_path, save_ui())
+    assert cli.main(["run", src, "--seed", seed, "-q"] + folders, node_classes=table) == 2
+    err = capsys.readouterr().err
+    assert f"seed {seed} is {side}" in err and "of node 1" in err and "more problem" not in err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
 def test_convert_writes_api_json(cli, table, tmp_path, capsys):
     src = write(tmp_path, fakes.simple_ui())
     assert cli.main(["convert", src], node_classes=table) == 0

@@ -83,6 +83,19 @@ def test_a_training_model_name_that_escapes_is_a_validation_error(paths):
     refused(prompt, paths, r"node 1 \(TrainWalkModel\).*'../elsewhere' points outside the input folder")
 
 
+def test_a_missing_training_folder_or_unknown_reference_is_a_validation_error(paths):
+    """Found before anything runs (exit 2), not after the graph has started."""
+    prompt = {"1": defaults("TrainWalkModel", model_name="m", folder="nowhere"),
+              "2": defaults("WalkSampler", target=["1", 0], width=16, height=16),
+              "3": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}}}
+    refused(prompt, paths, r"node 1 \(TrainWalkModel\).*folder 'nowhere' does not exist in the input folder")
+    (paths.input_dir / "a_file").write_text("x")
+    prompt["1"]["inputs"]["folder"] = "a_file"
+    refused(prompt, paths, r"folder 'a_file' is not a folder in the input folder")
+    prompt["1"]["inputs"].update(folder="", references="bricks, clouds")
+    refused(prompt, paths, r"node 1 \(TrainWalkModel\).*references \['clouds'\] unknown; expected .*bricks")
+
+
 @pytest.fixture(scope="module")
 def cli():
     return load_cli()

@@ -162,6 +162,9 @@ def test_wrong_keys_and_shapes_are_named(tmp_path):
     extra = _rewrite(path, tmp_path / "extra.safetensors", lambda t: t.update({"net.stray": torch.zeros(1)}))
     with pytest.raises(ValueError, match=r"unexpected net\.stray"):
         load_model(extra)
+    outside = _rewrite(path, tmp_path / "outside.safetensors", lambda t: t.update({"ema.stray": torch.zeros(1)}))
+    with pytest.raises(ValueError, match=r"unexpected tensors 'ema\.stray'; a model file holds only"):
+        load_model(outside)
     shape = _rewrite(path, tmp_path / "shape.safetensors",
                      lambda t: t.update({"net.conv_in.bias": torch.zeros(5)}))
     with pytest.raises(ValueError, match=r"wrong shape net\.conv_in\.bias \(5,\) \(expected \(8,\)\)"):

@@ -124,6 +124,12 @@ def test_a_damaged_or_foreign_file_is_refused_clearly(tmp_path):
     save_file({"gram.0": torch.zeros(2, 2)}, str(tmp_path / "foreign.safetensors"))
     with pytest.raises(ValueError, match="rwalk.style"):
         load_style(tmp_path / "foreign.safetensors")
+    from safetensors import safe_open
+    with safe_open(str(path), framework="pt") as f:
+        tensors, metadata = {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata())
+    save_file(tensors, str(tmp_path / "newer.safetensors"), metadata={**metadata, "version": "2"})
+    with pytest.raises(ValueError, match=r"version '2'; this pack reads style codes of version '1'"):
+        load_style(tmp_path / "newer.safetensors")
     code = encode_style(picture("dots"))
     save_style(StyleCode(code.encoder_name, code.encoder_config, code.statistics, code.weights,
                          {**code.stats, "gram.1": torch.zeros(3, 3)}, {}, code.encoder), tmp_path / "bad.safetensors")

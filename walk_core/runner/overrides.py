@@ -138,7 +138,11 @@ def apply_overrides(api_prompt: Mapping[str, Any], overrides: Iterable[str], nod
 
 
 def seed_overrides(api_prompt: Mapping[str, Any], seed: int, node_classes: Mapping[str, type]) -> List[str]:
-    """Overrides setting every INT input named seed / noise_seed (that is not linked) to ``seed``."""
+    """Overrides setting every INT input named seed / noise_seed (that is not linked) to ``seed``.
+
+    A seed outside an input's declared range is one WorkflowError about the seed itself (not one per node)."""
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise WorkflowError(None, None, None, f"seed {seed!r} is not an integer; expected a whole number")
     found = []
     for node_id in sorted(api_prompt, key=lambda n: id_key(str(n))):
         node = api_prompt[node_id]
@@ -148,10 +152,21 @@ def seed_overrides(api_prompt: Mapping[str, Any], seed: int, node_classes: Mappi
         inputs = node.get("inputs") or {}
         for name, spec in input_specs(cls).items():
             if name in SEED_NAMES and spec.type == "INT" and not is_link(inputs.get(name)):
+                _check_seed_range(seed, spec, node_id, node.get("class_type"))
                 found.append(f"{node_id}.{name}={int(seed)}")
     if not found:
         log.warning("seed %s: no node in this workflow has a seed input to set", seed)
     return found
+
+
+def _check_seed_range(seed: int, spec: InputSpec, node_id: str, class_type: Any) -> None:
+    low, high = spec.options.get("min"), spec.options.get("max")
+    side = ("below the minimum", low) if low is not None and seed < low else \
+        ("above the maximum", high) if high is not None and seed > high else None
+    if side:
+        allowed = f"{'' if low is None else low}..{'' if high is None else high}"
+        raise WorkflowError(None, None, None, f"seed {seed} is {side[0]} {side[1]} of node {node_id} ({class_type}), "
+                                              f"input {spec.name!r}; expected a seed in {allowed}")
 
 
 def set_seed(api_prompt: Mapping[str, Any], seed: int, node_classes: Mapping[str, type],

@@ -172,6 +172,9 @@ def load_style(path: Path | str, search_dirs: Sequence[Path | str] = (), clip_vi
     if metadata.get("format") != FORMAT:
         raise ValueError(f"{who}: metadata format {metadata.get('format')!r}; expected {FORMAT!r} "
                          "(a style code written by save_style)")
+    if metadata.get("version") != VERSION:
+        raise ValueError(f"{who}: version {str(metadata.get('version'))[:40]!r}; this pack reads style codes of "
+                         f"version {VERSION!r} (a code from a newer pack needs that pack)")
     try:
         statistics, encoder = metadata["statistics"], metadata["encoder"]
         config, weights = json.loads(metadata["encoder_config"]), tuple(json.loads(metadata["weights"]))
