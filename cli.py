@@ -31,7 +31,10 @@ examples:
   .venv/bin/python cli.py run wf.json --max-memory 8                  refuse walks estimated to need over 8 GB
   .venv/bin/python cli.py convert wf.json -o wf_api.json              editor (UI) format -> API format
   .venv/bin/python cli.py nodes                                       list the node classes available here
+  .venv/bin/python cli.py sweep wf.json --vary WalkSampler.steps=10:50:10 --seeds 0-3 --output-dir sweeps/a
+                                                                      many runs, a contact sheet (see sweep --help)
   .venv/bin/python cli.py train --references painting --out m.safetensors   train an own model (see train --help)
+  .venv/bin/python cli.py learn-schedule --model m.safetensors --nfe 8 --name m_nfe8   learn a schedule (learned:m_nfe8)
 
 Workflows may be saved from the ComfyUI editor (UI format) or exported as API format. Files that
 a workflow names are looked up in --input-dir and written to --output-dir. Exit status: 0 ok,
@@ -122,16 +125,31 @@ def _parser() -> argparse.ArgumentParser:
                                   help="convert an editor (UI) workflow to API format JSON")
     convert.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
     commands.add_parser("nodes", parents=[common], help="list the node classes available headless")
+    sweeper = _sweep_module("cli_args")
+    sweep = commands.add_parser("sweep", parents=[source, values, common], help="run a workflow many times with "
+                                "inputs varied (--vary, --seeds); pictures, sweep.jsonl and XY contact sheets",
+                                epilog=sweeper.EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sweeper.add_arguments(sweep)
     trainer = _train_module("cli_train")
     train = commands.add_parser("train", parents=[common], help="train an own model (EDM U-Net) on pictures",
                                 epilog=trainer.EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     trainer.add_arguments(train)
+    learner = _train_module("cli_schedule")
+    learn = commands.add_parser("learn-schedule", parents=[common], help="learn a few-step schedule for a walk, NFE "
+                                "and target (saved as learned:<name>)", epilog=learner.EXAMPLES,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    learner.add_arguments(learn)
     return parser
 
 
 def _train_module(name: str) -> ModuleType:
     _package()
     return importlib.import_module(f"{PACKAGE}.models.{name}")
+
+
+def _sweep_module(name: str) -> ModuleType:
+    _package()
+    return importlib.import_module(f"{PACKAGE}.walk_core.sweep.{name}")
 
 
 def _paths(runner: ModuleType, args) -> object:
@@ -280,6 +298,14 @@ def _cmd_nodes(runner, args, table) -> int:
     return 0
 
 
+def _cmd_sweep(runner, args, table) -> int:
+    names = None
+    if args.executor == "comfyui" and args.server:  # checked against a server's nodes, as run --server does
+        table, names = _sweep_module("executors.comfyui_executor").server_nodes(args.server)
+    api, ui = _load(runner, args, table, names)
+    return _sweep_module("command").run(args, api, ui, table, _paths(runner, args))
+
+
 def _cmd_train(runner, args, table) -> int:
     bar, ticks = runner.progress_reporter(f"train {args.out.name}", enabled=not args.quiet), 1000
     text = _train_module("train").progress_text  # "step 120, loss 0.0831"
@@ -293,7 +319,20 @@ def _cmd_train(runner, args, table) -> int:
         bar.close()
 
 
-COMMANDS = {"run": _cmd_run, "check": _cmd_check, "convert": _cmd_convert, "nodes": _cmd_nodes, "train": _cmd_train}
+def _cmd_learn_schedule(runner, args, table) -> int:
+    bar = runner.progress_reporter(f"learn-schedule {args.name}", enabled=not args.quiet, unit="walks")
+    try:
+        return _train_module("cli_schedule").run(args, lambda done, budget, best: bar(
+            min(done, budget), budget, f"distance to the teacher {best:.4g}"))
+    except (ValueError, FileNotFoundError) as e:
+        sys.stderr.write(f"error: {e}\n")
+        return 2
+    finally:
+        bar.close()
+
+
+COMMANDS = {"run": _cmd_run, "check": _cmd_check, "convert": _cmd_convert, "nodes": _cmd_nodes, "train": _cmd_train,
+            "sweep": _cmd_sweep, "learn-schedule": _cmd_learn_schedule}
 
 
 NEEDS = ("torch", "numpy", "PIL", "safetensors")  # what the pack imports (requirements.txt, plus torch)

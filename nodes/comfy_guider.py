@@ -26,6 +26,8 @@ import torch
 
 from ..walk_core.guidance import GuidanceChain
 from ..walk_core.targets import WalkTarget
+from .comfy_negative import negative_conds, with_negative_branches
+from .comfy_perturb import perturbed_prediction
 
 
 class GuidedPrediction:
@@ -43,7 +45,8 @@ class GuidedPrediction:
         self.conds: dict = {}
         self.last: dict = {}
         view = replace(target, denoiser=self._conditional, unconditional=self._unconditional, paired=self._paired,
-                       cfg_formula=self._cfg)
+                       cfg_formula=self._cfg, perturbed=self._perturbed)
+        chain = with_negative_branches(chain, target, self._prompt)  # PerpNeg's negative prompt (comfy_negative.py)
         self.guided = chain.wrap(view, sigma_max, sigma_min, records=records)
 
     # -- the branches, as the chain asks for them
@@ -59,6 +62,10 @@ class GuidedPrediction:
             self.last["uncond"] = out[1]
         return out
 
+    def _prompt(self, key, x, sigma, model_options=None, seed=None, **_):
+        """The prediction for the extra prepared prompt ``key`` (a term's negative, e.g. PerpNeg's)."""
+        return self.calc(self.model, [self.conds.get(key)], x, sigma, model_options or {})[0]
+
     def _conditional(self, x, sigma, model_options=None, seed=None, **_):
         return self._raw(x, sigma, False, model_options or {}, seed)[0]
 
@@ -68,6 +75,13 @@ class GuidedPrediction:
 
     def _unconditional(self, x, sigma, model_options=None, seed=None, **_):
         return self._paired(x, sigma, model_options, seed)[1]
+
+    def _perturbed(self, x, sigma, perturbation, model_options=None, seed=None, **_):
+        """The network's prediction with its insides perturbed (PAG, SEG, SAG, SLG, SWG, TPG, NAG, PLADIS):
+        comfy_perturb.py."""
+        prompt = self.conds.get("positive" if perturbation.branch == "conditional" else "negative")
+        return perturbed_prediction(self.calc, self.model, prompt, x, sigma, model_options or {}, perturbation,
+                                    negative=self.conds.get("negative"))
 
     def _cfg(self, cond, uncond, scale, x, sigma, model_options=None, **_):
         self.last["scale"] = scale
@@ -85,7 +99,11 @@ class GuidedPrediction:
                  seed=None) -> torch.Tensor:
         self.model, self.conds, self.last = model, conds, {}
         model_options = model_options or {}
-        denoised = self.guided(x, timestep, model_options=model_options, seed=seed)
+        both = getattr(self.guided, "with_renoise", None)  # a CFG++ term: keep its re-noising estimate too
+        if both is None:
+            denoised, renoise = self.guided(x, timestep, model_options=model_options, seed=seed), None
+        else:
+            denoised, renoise = both(x, timestep, model_options=model_options, seed=seed)
         post = model_options.get("sampler_post_cfg_function", [])
         if post:
             cond = self.last["cond"]
@@ -96,7 +114,26 @@ class GuidedPrediction:
                                "cond_scale": self.last.get("scale", 1.0), "model": model, "uncond_denoised": uncond,
                                "cond_denoised": cond, "sigma": timestep, "model_options": model_options,
                                "input": x})
+        if renoise is not None:  # what the walk adds to x before its step (walk_core.bridge.sampler, walks.base)
+            self.last["renoise_shift"] = denoised - renoise
         return denoised
+
+
+def check_renoise_sampler(chain: GuidanceChain, sampler) -> None:
+    """A chain with a CFG++ term needs one of the pack's walks that re-noise (Walk as SAMPLER, or WalkSampler): any
+    other SAMPLER would step with the guided noise and silently drop the term's re-noising."""
+    if not chain.renoises:
+        return
+    from ..walk_core.walks import WALKS  # noqa: PLC0415
+
+    name = getattr(getattr(sampler, "sampler_function", None), "walk_name", None)
+    if name is None or not WALKS[name].renoise:
+        kinds = ", ".join(sorted({t.kind for t in chain.terms if t.renoises}))
+        able = ", ".join(n for n in WALKS.names() if WALKS[n].renoise)
+        got = f"walk {name!r}" if name else "a SAMPLER that is not one of the pack's walks"
+        raise ValueError(f"WalkGuider: the guidance term {kinds} changes the noise the walk steps with; {got} cannot "
+                         f"take it. Use Walk as SAMPLER (or WalkSampler) with one of {able}; ComfyUI's own *_cfg_pp "
+                         "samplers do CFG++ with its CFGGuider")
 
 
 def walk_range(sigmas: torch.Tensor) -> tuple:
@@ -127,6 +164,7 @@ def guider_class():
             hi, lo = walk_range(sigmas)
             target = replace(self.target, shape=tuple(noise.shape[1:]))
             self.chain.check(target)
+            check_renoise_sampler(self.chain, sampler)
             self.prediction = GuidedPrediction(target, self.chain, hi, lo, comfy.samplers.calc_cond_batch,
                                                records=self.records)
             source = source_of(self.target)
@@ -138,8 +176,23 @@ def guider_class():
             finally:
                 self.prediction = None
 
+        @property
+        def walk_renoises(self) -> bool:
+            """Whether the chain has a CFG++ term: the pack's walks then read :meth:`walk_renoise_shift`."""
+            return self.chain.renoises
+
+        def walk_renoise_shift(self) -> torch.Tensor:
+            """D - R of the last prediction: the guided estimate minus the one the walk re-noises with (CFG++)."""
+            return self.prediction.last["renoise_shift"]
+
         def predict_noise(self, x, timestep, model_options={}, seed=None):  # noqa: B006  (ComfyUI's signature)
             return self.prediction(self.inner_model, self.conds, x, timestep, model_options, seed)
+
+        @property
+        def walk_guided(self) -> bool:
+            """Whether the chain combines predictions (a term is on): read by Walk as SAMPLER
+            (walk_core.bridge.guider_is_guided), where CFGGuider's own ``cfg`` stays 1."""
+            return bool(self.chain.terms)
 
     return WalkGuider
 
@@ -161,4 +214,7 @@ def make_guider(target: WalkTarget, chain: GuidanceChain):
     chain.check(target)
     guider = guider_class()(source.model, target, chain)
     guider.set_conds(source.positive, source.negative)
+    extra = negative_conds(chain, source)
+    if extra:
+        guider.inner_set_conds(extra)  # prepared with the others by ComfyUI's sample()
     return guider

@@ -137,6 +137,7 @@ def model_target(model, positive, negative, vae=None, decode_scale: float = 1.0,
         return WalkTarget(
             name=name, denoiser=_not_here(name), space="latent", sigma_min=lo, sigma_max=hi,
             shape=(channels, h // factor, w // factor), resize=at, unconditional=_not_here(name),
+            perturbed=_not_here(name),  # PAG, SEG, ... : the real one is the guider's view (comfy_guider.py)
             info={"model_source": source, "flow": is_flow(model.get_model_object("model_sampling")),
                   "pixels_per_latent": factor, "flow_sigma_cap": FLOW_SIGMA_CAP},
             decoder=decoder,

@@ -22,6 +22,7 @@ from ..walk_core.sample import request_noise, validate, walk_sigmas
 from ..walk_core.targets import WalkTarget
 from ..walk_core.trajectory import Trajectory, walk_trajectory
 from .comfy_guider import make_guider
+from .comfy_hooks import model_preview
 from .comfy_model import circular_padding, source_of
 from .layout import image_to_walk
 
@@ -98,7 +99,7 @@ def walk_model(target: WalkTarget, request: WalkRequest, chain: GuidanceChain,
     sampler = comfy.samplers.KSAMPLER(walk_sampler_function(request.walk, request.options, noise=noise))
     guider = make_guider(target, chain)
     steps = len(sigmas) - 1
-    preview = latent_preview.prepare_callback(source.model, steps)
+    preview = model_preview(latent_preview, source.model, steps)  # an XY plot's one bar when inside one
     trajectory = Trajectory(request.trajectory_every, steps)
     guider.records = trajectory.guidance  # each guidance term's change per evaluation, for Walk Picture
 

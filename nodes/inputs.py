@@ -6,6 +6,7 @@ from typing import Any, Dict, Tuple
 from ..walk_core import SCHEDULES, WALKS
 from ..walk_core.guidance import STRENGTH_SCHEDULES
 from ..walk_core.noise import SEED_MAX
+from . import schedule_folder  # noqa: F401  (ComfyUI's models/walk_schedules, before the choices below)
 
 # name -> (type, options). Nodes pick entries with ``pick(...)`` so a shared input is declared once.
 INPUTS: Dict[str, Tuple[Any, Dict[str, Any]]] = {
@@ -15,13 +16,17 @@ INPUTS: Dict[str, Tuple[Any, Dict[str, Any]]] = {
         "(Song & Ermon 2019); pc: predictor-corrector (Song et al. 2021); adams: deterministic multistep on the "
         "noise prediction in log sigma (DEIS-style exponential integrator), the most accurate at 10-20 steps; "
         "er_sde: multistep exponential integrator of the extended reverse SDE (Cui et al. 2023), the most "
-        "accurate stochastic walk at 10-20 steps.")}),
-    "schedule": (SCHEDULES.names(), {"default": "karras", "tooltip": (
+        "accurate stochastic walk at 10-20 steps; restart: Heun with restarts (Xu et al. 2023), fresh noise up to "
+        "a higher level and back, an SDE's error contraction at an ODE's accuracy. The higher-order walks guard "
+        "their steps, so none blows up under strong CFG (docs/walks.md).")}),
+    "schedule": (SCHEDULES.names() + SCHEDULES.learned_names(), {"default": "karras", "tooltip": (
         "How the noise level sigma falls from sigma_max to sigma_min: karras (rho 7), exponential (uniform in "
-        "log sigma), polyexponential, linear (uniform in sigma), vp (the VP-SDE's).")}),
+        "log sigma), polyexponential, linear (uniform in sigma), vp (the VP-SDE's); learned:<name> = a schedule "
+        "learned for a walk, NFE and target (Learn Walk Schedule, cli.py learn-schedule; docs/schedules.md).")}),
     "steps": ("INT", {"default": 20, "min": 1, "max": 10000, "tooltip": (
         "Number of noise levels. Evaluations per step: 1 for euler, euler_ancestral, adams, er_sde; ~2 for heun, "
-        "edm; corrector_steps (+1 at the end) for langevin; 1 + corrector_steps for pc.")}),
+        "edm; ~2 plus 6 per restart for restart (one restart from 4 levels, two from 7); corrector_steps (+1 at "
+        "the end) for langevin; 1 + corrector_steps for pc.")}),
     "seed": ("INT", {"default": 0, "min": 0, "max": SEED_MAX, "control_after_generate": True, "tooltip": (
         "Seed of the walk's noise. Item i of a batch uses seed + i, so any image can be remade alone.")}),
     "batch_size": ("INT", {"default": 1, "min": 1, "max": 64, "tooltip": "How many pictures to walk at once."}),
@@ -41,8 +46,8 @@ INPUTS: Dict[str, Tuple[Any, Dict[str, Any]]] = {
         "Used by euler_ancestral and pc: scale of the fresh noise of each ancestral step (0 = deterministic, "
         "1 = exact ancestral sampling).")}),
     "s_noise": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 2.0, "step": 0.001, "tooltip": (
-        "Used by euler_ancestral, edm, langevin, pc and er_sde: multiplies every fresh noise draw (EDM's S_noise; "
-        "slightly above 1 can offset detail loss; the patch-target examples use 1.15).")}),
+        "Used by euler_ancestral, edm, langevin, pc, er_sde and restart: multiplies every fresh noise draw "
+        "(EDM's S_noise; slightly above 1 can offset detail loss; the patch-target examples use 1.15).")}),
     "churn": ("FLOAT", {"default": 40.0, "min": 0.0, "max": 1000.0, "step": 0.1, "tooltip": (
         "Used by edm: S_churn, the total amount of noise re-added (per step gamma = min(churn/steps, "
         "sqrt2-1), inside sigma 0.05..50). 0 = Heun's ODE.")}),

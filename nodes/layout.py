@@ -1,7 +1,10 @@
-"""Layout conversion at the node boundary: ComfyUI IMAGE [B, H, W, C] in [0, 1] <-> walk [B, C, H, W] in [-1, 1]."""
+"""Layout conversion at the node boundary: ComfyUI IMAGE [B, H, W, C] in [0, 1] <-> walk [B, C, H, W] in [-1, 1]
+(and <-> PIL pictures)."""
 from __future__ import annotations
 
+import numpy as np
 import torch
+from PIL import Image
 
 
 def image_to_walk(image: torch.Tensor, who: str = "image") -> torch.Tensor:
@@ -25,3 +28,15 @@ def mask_to_walk(mask: torch.Tensor, size, who: str = "mask") -> torch.Tensor:
     if tuple(mask.shape[-2:]) != tuple(size):
         mask = torch.nn.functional.interpolate(mask, size=tuple(size), mode="bilinear", align_corners=False)
     return mask.cpu()
+
+
+def image_to_pil(image: torch.Tensor, index: int = 0) -> Image.Image:
+    """Picture ``index`` of an IMAGE [B, H, W, C] in [0, 1] as an RGB PIL image."""
+    pixels = (image[index, ..., :3].float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+    return Image.fromarray(np.ascontiguousarray(pixels), "RGB")
+
+
+def pil_to_image(picture: Image.Image) -> torch.Tensor:
+    """An RGB PIL image as an IMAGE [1, H, W, 3] in [0, 1]."""
+    pixels = np.asarray(picture.convert("RGB"), dtype=np.float32) / 255.0
+    return torch.from_numpy(pixels.copy())[None]

@@ -7,6 +7,7 @@ from .guidance_energy import GuidanceStepEnergy
 from .interop import WalkGuider, WalkSamplerSelect
 from .references import ReferenceImage
 from .sampler import WalkSampler
+from .schedule_learn import LearnWalkSchedule
 from .style import StyleEncoder
 from .style_files import StyleEncoderLoad, StyleEncoderSave
 from .targets import TargetDistributionMixture
@@ -16,6 +17,7 @@ from .targets_model import TargetDistributionModel
 from .targets_style import TargetDistributionStyle
 from .train import TrainWalkModel
 from .walk_picture import WalkPicture
+from .xy_plot import XYPlotAxis, XYPlotWalk
 
 NODE_TABLE = {
     "WalkSampler": (WalkSampler, "Walk Sampler"),
@@ -38,6 +40,9 @@ NODE_TABLE = {
     "WalkGrid": (WalkGrid, "Walk Grid (chaos / stylize / tile / aspect)"),
     "WalkOutpaint": (WalkOutpaint, "Walk Outpaint (pan / zoom out)"),
     "WalkPicture": (WalkPicture, "Walk Picture (sigma, guidance, x0 filmstrip)"),
+    "LearnWalkSchedule": (LearnWalkSchedule, "Learn Walk Schedule (few-step sigmas for a target)"),
+    "XYPlotAxis": (XYPlotAxis, "XY Plot Axis (a Walk Sampler input and values)"),
+    "XYPlotWalk": (XYPlotWalk, "XY Plot Walk (a labelled grid of walks)"),
 }
 
 from .inputs import checked_function  # noqa: E402

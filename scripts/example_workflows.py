@@ -215,6 +215,18 @@ WORKFLOWS.update({
         (3, "SaveImage", (800, 80), {"filename_prefix": "exact_mixture"}),
     ], [(1, 0, 2, "target"), (2, 0, 3, "images")]),
     "compare_walks": compare_walks,
+    "xy_plot_walks": lambda: spec("Random walk: XY plot of walks by steps, in one run", [
+        (1, "TargetDistributionMixture", (40, 80), {}),
+        (2, "XYPlotAxis", (40, 400), {"input": "walk", "values": "euler, euler_ancestral, adams, er_sde"},
+         "XY Plot Axis: walk"),
+        (3, "XYPlotAxis", (40, 600), {"input": "steps", "values": "10, 20, 40"}, "XY Plot Axis: steps"),
+        (6, "Note", (40, 800), {"text": "Each axis names a Walk Sampler input and its values (comma-separated; "
+                                         "numbers also as start:stop:step). The plot walks every cell with the "
+                                         "settings on XY Plot Walk and the cell's two values, same seed, one "
+                                         "progress bar, and writes the names and values on the grid."}),
+        (4, "XYPlotWalk", (420, 80), {"seed": 3, "width": 64, "height": 64}),
+        (5, "SaveImage", (800, 80), {"filename_prefix": "xy_plot/walks_by_steps"}),
+    ], [(1, 0, 4, "target"), (2, 0, 4, "x_axis"), (3, 0, 4, "y_axis"), (4, 0, 5, "images")]),
     "cfg_scale_sweep": lambda: cfg_rows("Random walk: CFG scale sweep on a conditional mixture", [
         (w, 0.0, 1.0, f"scale_{w:g}", f"CFG scale {w:g}", f"WalkSampler (CFG {w:g})") for w in (1.0, 2.0, 4.0, 8.0)],
         "cfg_sweep"),

@@ -205,6 +205,9 @@ class CFGGuider:
     def set_conds(self, positive, negative):
         self.original_conds = {"positive": positive, "negative": negative}
 
+    def inner_set_conds(self, conds):  # more prompts under their own keys (ComfyUI's PerpNegGuider uses it)
+        self.original_conds.update(conds)
+
     def set_cfg(self, cfg):
         self.cfg = cfg
 

@@ -16,6 +16,7 @@ from rwalk.walk_core.guidance.threshold import row_quantile
 from rwalk.walk_core.sample import WalkRequest, run_walk, walk_sigmas
 from rwalk.walk_core.targets import GaussianMixture, WalkTarget, exact_target
 from rwalk.walk_core.walks import WALKS
+from perturbed_standins import with_stand_in_insides
 
 TOL = 1e-12  # relative, float64 on tensors of ~100 values
 SHAPE = (3, 4, 4)
@@ -69,7 +70,8 @@ def labelled_mixture(spread=1.0):
 
 
 def pixel_target(spread=1.0, label=1):
-    return exact_target(labelled_mixture(spread), label, space="pixels", sigma_min=0.01, sigma_max=10.0)
+    target = exact_target(labelled_mixture(spread), label, space="pixels", sigma_min=0.01, sigma_max=10.0)
+    return with_stand_in_insides(target)  # PAG, SEG, SAG, SLG, SWG: a stand-in for a MODEL's perturbed predictions
 
 
 REQUEST = WalkRequest(walk="euler_ancestral", schedule="karras", steps=6, seed=3, batch_size=3)
@@ -290,6 +292,7 @@ KINDS = TERMS.names()
 # The inputs a term cannot default (everything else must have valid defaults), for ``pixel_target()``.
 REQUIRED = {
     "autoguidance": lambda: {"guide": pixel_target(spread=3.0)},
+    "perp_neg": lambda: {"negative": pixel_target(label=0)},  # the walked class is 1
     "energy": lambda: {"reference": torch.zeros((1,) + SHAPE)},
 }
 
@@ -341,7 +344,7 @@ def test_term_outside_its_interval_changes_nothing(kind):
 def test_term_active_changes_the_walk(kind):
     """The same term over the whole walk does act (so the test above is not vacuous), and stays finite."""
     target = pixel_target()
-    overrides = {"dynamic_threshold": {"percentile": 0.5}}.get(kind, {})
+    overrides = {"dynamic_threshold": {"percentile": 0.5}, "fresca": {"freq_cutoff": 1}}.get(kind, {})
     base = GuidanceChain((CFG(6.0),))
     plain, with_term = run_walk(target, REQUEST, base), run_walk(target, REQUEST, base.plus(example(kind, **overrides)))
     assert bool(torch.isfinite(with_term.x).all())

@@ -148,8 +148,9 @@ def test_apg_keeps_more_within_class_diversity_than_cfg():
 
 @pytest.mark.parametrize("walk_name,steps", [("heun", 5), ("edm", 5), ("edm", 10), ("adams", 10)])
 def test_second_order_walks_stay_on_target_under_strong_cfg(walk_name, steps):
-    """CFG 4 at few levels: on the chain's (marked) guided denoiser the walks stay in the data's range; the
-    same denoiser without the mark (as a foreign guider would hand it over) throws samples far off."""
+    """CFG 4 at few levels: on the chain's (marked) guided denoiser the walks stay in the data's range, and on
+    the same denoiser without the mark (as a foreign guider would hand it over) too -- their step guard
+    (walk_core/walks/guard.py, issue 31) -- where the unguarded walk throws samples far off."""
     from exact_targets import image_3x16x16
     from rwalk.walk_core import ItemNoise, WALKS, make_sigmas
 
@@ -163,6 +164,8 @@ def test_second_order_walks_stay_on_target_under_strong_cfg(walk_name, steps):
     data_max = float(mixture.sample(n, torch.Generator().manual_seed(1)).abs().max())
     ours = WALKS[walk_name].fn(marked, x, sigmas, noise=ItemNoise.from_seed(0, n))
     assert float(ours.abs().max()) < 1.5 * data_max
+    guarded = WALKS[walk_name].fn(unmarked, x, sigmas, noise=ItemNoise.from_seed(0, n))
+    assert float(guarded.abs().max()) < 1.5 * data_max
     if walk_name != "adams":  # adams' failure is rarer (about 1 item in 200 on another mixture): not shown here
-        theirs = WALKS[walk_name].fn(unmarked, x, sigmas, noise=ItemNoise.from_seed(0, n))
-        assert float(theirs.abs().max()) > 5 * data_max
+        unguarded = WALKS[walk_name].fn(unmarked, x, sigmas, noise=ItemNoise.from_seed(0, n), guard=0.0)
+        assert float(unguarded.abs().max()) > 5 * data_max

@@ -96,6 +96,7 @@ def own_models(request, monkeypatch):
     monkeypatch.setattr(model_files, "save_dir", lambda: folder / "trained")
     styles = request.getfixturevalue("style_code_folder")
     monkeypatch.setattr(style_files, "style_dir", lambda: styles)
+    monkeypatch.setenv("WALK_SCHEDULES_DIR", str(styles.parent / "walk_schedules"))  # Learn Walk Schedule's files
 
 
 # ---------------------------------------------------------------- declarations
@@ -239,7 +240,9 @@ def default_inputs(node_id, depth=0, **overrides):
 # takes its picture from the optional image input; style takes none).
 NEEDED_OPTIONAL = {"GuidanceStepEnergy": {"image": "IMAGE"}, "WalkVary": {"image": "IMAGE"}}
 # Nodes whose defaults need a data source or would run for minutes: small settings for the test.
-DEFAULT_OVERRIDES = {"TrainWalkModel": {"references": "bricks", "size": 16, "width": 8, "levels": 2, "blocks": 1,
+DEFAULT_OVERRIDES = {"LearnWalkSchedule": {"samples": 2, "evaluations": 2, "teacher_steps": 4, "width": 16,
+                                           "height": 16},
+                     "TrainWalkModel": {"references": "bricks", "size": 16, "width": 8, "levels": 2, "blocks": 1,
                                         "batch_size": 2, "steps": 2, "resume": False},
                      "WalkGuider": {"target": NODE_CLASS_MAPPINGS["TargetDistributionModel"]().make(
                          comfy_standins.ModelPatcher(), comfy_standins.conditioning(1.0),
@@ -293,6 +296,14 @@ def test_every_node_runs_with_its_defaults(node_id, request):
 OPTIONAL_FOR_CHOICE = {("GuidanceStepEnergy", "energy", "style"): {"style": "WALK_STYLE"}}
 
 
+def values_for_choice(node_id, name, choice):
+    """Inputs a choice needs changed: XY Plot Axis's values must be ones its chosen input takes (here the Walk
+    Sampler input's default)."""
+    if (node_id, name) == ("XYPlotAxis", "input"):
+        return {"values": str(NODE_CLASS_MAPPINGS["WalkSampler"].INPUT_TYPES()["required"][choice][1]["default"])}
+    return {}
+
+
 @pytest.mark.parametrize("node_id, name, choice", COMBOS, ids=[f"{n}.{i}={c}" for n, i, c in COMBOS])
 def test_every_combo_choice_runs(node_id, name, choice, monkeypatch, tmp_path, request):
     if node_id in NEEDS_COMFY:
@@ -310,7 +321,7 @@ def test_every_combo_choice_runs(node_id, name, choice, monkeypatch, tmp_path, r
         from rwalk.walk_core.style.vgg_adain import VGG19_ADAIN_FILE, random_state
         save_file(random_state(), str(tmp_path / VGG19_ADAIN_FILE))
         monkeypatch.setattr(encoders, "PACK_WEIGHTS_DIR", tmp_path)
-    outputs = call_node(node_id, **{name: choice}, **extra)
+    outputs = call_node(node_id, **{name: choice}, **extra, **values_for_choice(node_id, name, choice))
     assert len(outputs) == len(cls.RETURN_TYPES)
     for socket, value in zip(cls.RETURN_TYPES, outputs):
         check_output(socket, value)

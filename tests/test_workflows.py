@@ -52,6 +52,10 @@ def small(api: dict) -> list[str]:
             sets += [f"{node_id}.size=32", f"{node_id}.items=2"]
         if node["class_type"] == "WalkWander":
             sets += [f"{node_id}.frames=3", f"{node_id}.width=16", f"{node_id}.height=16"]
+        if node["class_type"] == "XYPlotWalk":
+            sets += [f"{node_id}.width=16", f"{node_id}.height=16", f"{node_id}.steps=3"]
+        if node["class_type"] == "XYPlotAxis" and node["inputs"].get("input") == "steps":
+            sets.append(f"{node_id}.values=2, 3")
         if node["class_type"] == "ReferenceImage" and any(n["class_type"] in ("WalkVary", "WalkOutpaint")
                                                            for n in api.values()):
             sets += [f"{node_id}.width=32", f"{node_id}.height=32"]  # the picture to vary / extend is walked

@@ -117,7 +117,27 @@ def masked(denoiser, init: torch.Tensor, mask: torch.Tensor, start_noise: torch.
     for hint in ("guided", "sigma_breaks"):
         if hasattr(denoiser, hint):
             setattr(call, hint, getattr(denoiser, hint))
+    both = getattr(denoiser, "with_renoise", None)
+    if both is not None:  # CFG++: the re-noising estimate is the init where the mask keeps it, as the estimate is
+        def with_renoise(x, sigma, **extra):
+            level = sigma.reshape((-1,) + (1,) * (x.ndim - 1)).to(x.dtype)
+            x = x * mask + (init + level * start_noise) * keep
+            denoised, renoise = both(x, sigma, **extra)
+            return denoised * mask + init * keep, renoise * mask + init * keep
+
+        call.with_renoise = with_renoise
     return call
+
+
+def check_renoise(walk: str, guidance: GuidanceChain) -> None:
+    """A chain with a re-noising term (CFG++) runs only on walks that take their steps through
+    walks.base.evaluate; any other walk would silently drop the term's re-noising."""
+    if guidance.renoises and not WALKS[walk].renoise:
+        kinds = ", ".join(sorted({t.kind for t in guidance.terms if t.renoises}))
+        able = ", ".join(name for name in WALKS.names() if WALKS[name].renoise)
+        raise ValueError(f"run_walk: walk={walk!r} cannot take the guidance term {kinds} (CFG++ changes the noise "
+                         f"the walk steps with, which only one-evaluation steps of the form D + c (x - D) allow); "
+                         f"expected one of {able}")
 
 
 def run_walk(target: WalkTarget, request: WalkRequest, guidance: GuidanceChain = GuidanceChain(),
@@ -133,6 +153,7 @@ def run_walk(target: WalkTarget, request: WalkRequest, guidance: GuidanceChain =
     check_walk_shape("run_walk", target.shape, request.batch_size, request.steps, request.trajectory_every,
                      info=target.info, space=target.space, target=target.name)
     guidance.check(target)  # a term that cannot work on this target fails before any evaluation
+    check_renoise(request.walk, guidance)
     spec = WALKS[request.walk]
     options = {k: v for k, v in request.options.items() if k in spec.options}
     sigmas = walk_sigmas(request, target)
@@ -160,7 +181,7 @@ def run_walk(target: WalkTarget, request: WalkRequest, guidance: GuidanceChain =
 
     hi, lo = sigma_range(request, target)
     guidance_records: List[GuidanceRecord] = trajectory.guidance  # per-term change norms, per evaluation
-    model = guidance.wrap(target, hi, lo, denoiser=counted, records=guidance_records)
+    model = guidance.wrap(target, hi, lo, denoiser=counted, records=guidance_records, seeds=seeds)
     mask = None
     if request.mask is not None:
         init = request.init.to(device=device, dtype=torch.float32).expand(shape)

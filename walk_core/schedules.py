@@ -11,7 +11,7 @@ from typing import Callable, Dict
 
 import torch
 
-from .registry import Registry
+from .registry import Registry, UnknownNameError
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,35 @@ class ScheduleSpec:
         return self.fn(n, sigma_min, sigma_max, **params)
 
 
-SCHEDULES: Registry[ScheduleSpec] = Registry("schedule")
+class ScheduleRegistry(Registry[ScheduleSpec]):
+    """The fixed schedules, plus learned ones by name: ``learned:<name>`` is the file ``<name>.safetensors`` in
+    the learned-schedule folder (walk_core/schedule_learning/files.py), read when looked up. ``names()`` lists
+    the fixed schedules only; ``learned_names()`` the files present."""
+
+    def __getitem__(self, name: str) -> ScheduleSpec:
+        if isinstance(name, str) and name.startswith("learned:"):
+            from .schedule_learning.files import find_schedule  # noqa: PLC0415  (it imports this module)
+
+            schedule = find_schedule(name)
+            return ScheduleSpec(schedule, {}, f"learned: {schedule.metadata.get('walk')} at NFE "
+                                f"{schedule.metadata.get('nfe')} on {schedule.metadata.get('target')}")
+        try:
+            return super().__getitem__(name)
+        except UnknownNameError as error:
+            raise UnknownNameError(f"{error}, or learned:<name> for a learned schedule file") from None
+
+    def __contains__(self, name: object) -> bool:
+        if isinstance(name, str) and name.startswith("learned:"):
+            return name in self.learned_names()
+        return super().__contains__(name)
+
+    def learned_names(self) -> list:
+        from .schedule_learning.files import learned_names  # noqa: PLC0415
+
+        return learned_names()
+
+
+SCHEDULES = ScheduleRegistry("schedule")
 
 
 def _check(name: str, n: int, sigma_min: float, sigma_max: float) -> None:

@@ -7,3 +7,7 @@ from .threshold import DynamicThreshold
 __all__ = ["APG", "CFG", "STRENGTH_SCHEDULES", "TERMS", "Autoguidance", "DynamicThreshold", "GuidanceChain",
            "GuidanceContext", "GuidanceRecord", "GuidanceTerm", "Rescale", "register_term"]
 from . import energy  # noqa: E402,F401  (registers the energy term)
+from . import cads, cfgpp, interval, momentum, smc  # noqa: E402,F401  (register CADS, CFG++, ... )
+from . import cfg_variants, frequency  # noqa: E402,F401  (register CFG-Zero*, TCFG, Mahiro, PerpNeg, FDG, FreSca)
+from . import perturbed, sag, swg  # noqa: E402,F401  (register PAG, SEG, SLG, SAG, SWG: terms that perturb the model)
+from . import attention_terms, cfg_norm  # noqa: E402,F401  (register TPG, NAG, PLADIS and CFGNorm)

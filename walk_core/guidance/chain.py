@@ -13,12 +13,16 @@ running denoised estimate. Each term has
 
 ComfyUI caches node outputs and one output may feed several nodes, so ``plus`` returns a new chain;
 per-walk state (APG's momentum) lives in the wrapper made by ``wrap``, never in a term.
+
+A term with ``renoises`` (CFG++) also gives the walk the estimate to re-noise with: the wrapper then carries
+``with_renoise(x, sigma) -> (denoised, renoise)``, which walks registered with ``renoise=True`` call through
+walks.base.evaluate; run_walk refuses such a chain on any other walk. Chains without one are unchanged.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Dict, List, Optional, Tuple
+from typing import Any, Callable, ClassVar, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -33,6 +37,11 @@ class GuidanceContext:
         self.target, self.x, self.sigma, self.extra = target, x, sigma, extra
         self.conditional = conditional  # the target's own (conditional) prediction, before any term
         self._unconditional: Optional[torch.Tensor] = None
+        # (sigma_max, sigma_min) of the walk being guided, set by GuidanceChain.wrap: terms that act on a part of the
+        # walk of their own (CFG-Zero*'s zero-init) place it with GuidanceTerm.sigma_at; None outside a wrapped walk
+        self.walk_sigmas: Optional[Tuple[float, float]] = None
+        # the walk's per-item seeds (seed + i), for terms that draw noise of their own (CADS); None = not known
+        self.seeds: Optional[Tuple[int, ...]] = None
 
     @property
     def unconditional(self) -> torch.Tensor:
@@ -51,6 +60,7 @@ class GuidanceTerm:
 
     kind: ClassVar[str] = "term"
     uses_unconditional: ClassVar[bool] = False  # reads ctx.unconditional (targets with ``paired`` batch both)
+    renoises: ClassVar[bool] = False  # gives the walk a re-noising estimate (CFG++): see :meth:`renoise`
     weight: float = 1.0
     start_percent: float = 0.0
     end_percent: float = 1.0
@@ -80,16 +90,23 @@ class GuidanceTerm:
     def apply(self, ctx: GuidanceContext, denoised: torch.Tensor, state: Any) -> torch.Tensor:
         raise NotImplementedError
 
+    def renoise(self, ctx: GuidanceContext, denoised: torch.Tensor, state: Any) -> torch.Tensor:
+        """For terms with ``renoises``: the estimate whose noise direction (x - estimate) / sigma the walk re-noises
+        with, where the plain walk uses the guided estimate's own (CFG++ gives the unconditional one).
+        ``denoised`` is the running estimate before this term. Called after :meth:`apply`."""
+        raise NotImplementedError
+
     # -- shared
+    @staticmethod
+    def sigma_at(percent: float, sigma_max: float, sigma_min: float) -> float:
+        """The sigma at ``percent`` of the walk: log-linear from sigma_max (0) to sigma_min (1)."""
+        return math.exp(math.log(sigma_max) + percent * (math.log(sigma_min) - math.log(sigma_max)))
+
     def sigma_interval(self, sigma_max: float, sigma_min: float) -> Tuple[float, float]:
         """(sigma_hi, sigma_lo): active for sigma_lo <= sigma <= sigma_hi. Percent p maps log-linearly onto
         [sigma_max, sigma_min]; start 0 / end 1 are open-ended (the walk's first and last evaluations)."""
-
-        def at(p: float) -> float:
-            return math.exp(math.log(sigma_max) + p * (math.log(sigma_min) - math.log(sigma_max)))
-
-        hi = math.inf if self.start_percent == 0 else at(self.start_percent)
-        lo = 0.0 if self.end_percent == 1 else at(self.end_percent)
+        hi = math.inf if self.start_percent == 0 else self.sigma_at(self.start_percent, sigma_max, sigma_min)
+        lo = 0.0 if self.end_percent == 1 else self.sigma_at(self.end_percent, sigma_max, sigma_min)
         return hi, lo
 
     def strength(self, sigma: float, sigma_max: float, sigma_min: float) -> float:
@@ -134,13 +151,21 @@ class GuidanceChain:
         for term in self.terms:
             term.check(target)
 
+    @property
+    def renoises(self) -> bool:
+        """Whether a term gives the walk a re-noising estimate (CFG++): only walks registered with
+        ``renoise=True`` can use this chain (walk_core.walks.base.evaluate)."""
+        return any(t.renoises for t in self.terms)
+
     def wrap(self, target, sigma_max: float, sigma_min: float,
              denoiser: Optional[Callable[..., torch.Tensor]] = None,
-             records: Optional[List[GuidanceRecord]] = None) -> Callable[..., torch.Tensor]:
+             records: Optional[List[GuidanceRecord]] = None,
+             seeds: Optional[Sequence[int]] = None) -> Callable[..., torch.Tensor]:
         """The guided denoiser for one walk over [sigma_min, sigma_max].
 
         ``denoiser`` defaults to ``target.denoiser`` (pass a counting wrapper to count evaluations);
-        ``records`` collects a :class:`GuidanceRecord` per evaluation when given.
+        ``records`` collects a :class:`GuidanceRecord` per evaluation when given; ``seeds``: the walk's per-item
+        seeds, for terms that draw noise (CADS draws item i's from seed i, so item i equals a walk of its own).
         """
         base = denoiser or target.denoiser
         if not self.terms:
@@ -149,10 +174,12 @@ class GuidanceChain:
         intervals = [t.sigma_interval(sigma_max, sigma_min) for t in self.terms]
         states = [t.start(target) for t in self.terms]
         labels = self.labels()
+        item_seeds = None if seeds is None else tuple(int(v) for v in seeds)
 
         paired = getattr(target, "paired", None)
 
-        def guided(x, sigma, **extra):
+        def evaluate(x, sigma, **extra):
+            """(denoised, renoise): the guided estimate and the one the walk re-noises with (None = the same)."""
             s = float(sigma.reshape(-1)[0])
             active = [lo <= s <= hi for hi, lo in intervals]
             unconditional = None
@@ -162,23 +189,37 @@ class GuidanceChain:
                 conditional = base(x, sigma, **extra)
             ctx = GuidanceContext(target, x, sigma, extra, conditional)
             ctx._unconditional = unconditional
-            denoised, norms = conditional, {}
+            ctx.walk_sigmas = (sigma_max, sigma_min)
+            ctx.seeds = item_seeds
+            denoised, norms, renoise = conditional, {}, None
             for term, on, state, label in zip(self.terms, active, states, labels):
                 if not on:
                     continue
                 proposed = term.apply(ctx, denoised, state)
                 strength = term.strength(s, sigma_max, sigma_min)
                 new = proposed if strength == 1.0 else denoised + strength * (proposed - denoised)
+                if term.renoises:  # blended as the estimate is: strength 0 re-noises with the estimate itself
+                    wanted = term.renoise(ctx, denoised, state)
+                    renoise = wanted if strength == 1.0 else denoised + strength * (wanted - denoised)
                 if records is not None:
                     norms[label] = float((new - denoised).flatten(1).square().mean(1).sqrt().mean())
                 denoised = new
             if records is not None:
                 records.append(GuidanceRecord(s, norms))
-            return denoised
+            return denoised, renoise
+
+        def guided(x, sigma, **extra):
+            return evaluate(x, sigma, **extra)[0]
 
         # hints for walks that fit polynomials through past evaluations (adams, er_sde): the denoiser is guided (its
         # trajectory bends harder, so they keep a lower order) and where a term switches on or off it jumps
         guided.guided = True
         guided.sigma_breaks = tuple(sorted({edge for hi, lo in intervals for edge in (hi, lo)
                                             if sigma_min < edge < sigma_max}, reverse=True))
+        if self.renoises:  # CFG++: walks registered with renoise=True ask for both estimates (walks.base.evaluate)
+            def with_renoise(x, sigma, **extra):
+                denoised, renoise = evaluate(x, sigma, **extra)
+                return denoised, denoised if renoise is None else renoise
+
+            guided.with_renoise = with_renoise
         return guided

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, BinaryIO, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from PIL import Image
@@ -21,15 +21,16 @@ PathLike = Union[str, Path]
 
 
 def save_png(
-    path: PathLike,
+    path: Union[PathLike, BinaryIO],
     pixels: np.ndarray,
     *,
     prompt: Optional[Mapping[str, Any]] = None,
     extra_pnginfo: Optional[Mapping[str, Any]] = None,
     seeds: Optional[Sequence[int]] = None,
     compress_level: int = 4,
-) -> Path:
-    """Write ``pixels`` (uint8 ``[H, W]`` or ``[H, W, C]``, C in 1/3/4) with the workflow chunks.
+) -> Union[Path, BinaryIO]:
+    """Write ``pixels`` (uint8 ``[H, W]`` or ``[H, W, C]``, C in 1/3/4) with the workflow chunks to ``path`` (a file
+    name, or a binary stream).
 
     ``prompt`` -> chunk "prompt"; each ``extra_pnginfo`` key (ComfyUI passes ``{"workflow": ...}``)
     -> a chunk of that name; ``seeds`` (per-item seeds) -> chunk "seeds". Values are JSON.
@@ -48,9 +49,9 @@ def save_png(
         info.add_text(str(key), json.dumps(value))
     if seeds is not None:
         info.add_text("seeds", json.dumps([int(s) for s in seeds]))
-    path = Path(path)
-    Image.fromarray(pixels).save(path, format="PNG", pnginfo=info, compress_level=compress_level)
-    return path
+    target = path if hasattr(path, "write") else Path(path)  # a file name, or a binary stream (sweep jobs)
+    Image.fromarray(pixels).save(target, format="PNG", pnginfo=info, compress_level=compress_level)
+    return target
 
 
 def read_png_text(path: PathLike) -> Dict[str, str]:

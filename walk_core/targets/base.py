@@ -64,6 +64,13 @@ class WalkTarget:
             seamlessly); None when the target cannot tile.
         walk_s_noise: the noise scale (EDM's S_noise) this target's pictures are best walked with, for callers that
             set the walk themselves (the control nodes); WalkSampler's own ``s_noise`` input is the user's. 1 = plain.
+        perturbed: ``perturbed(x, sigma, perturbation, **extra) -> denoised``: a prediction of the target's network
+            with its insides changed as ``perturbation`` (a guidance.perturbed.Perturbation) says -- self-attention
+            replaced or blurred, layers skipped -- for PAG, SEG, SAG, SLG and SWG. Only a diffusion MODEL has one
+            (its view inside ComfyUI's sampling); None = the target has no attention to perturb.
+        conditioned: ``conditioned(x, sigma, transform, **extra) -> denoised``: the conditional prediction with the
+            target's condition tensor y [B, ...] replaced by ``transform(y)`` (CADS perturbs it); None = the target's
+            condition is not a tensor a guidance term can reach.
     """
 
     name: str
@@ -83,6 +90,8 @@ class WalkTarget:
     cfg_formula: Optional[Callable[..., torch.Tensor]] = None
     tiled: Optional[Callable[[], "WalkTarget"]] = None
     walk_s_noise: float = 1.0
+    perturbed: Optional[Callable[..., Any]] = None
+    conditioned: Optional[Callable[..., torch.Tensor]] = None
 
     def __post_init__(self):
         if self.space not in SPACES:

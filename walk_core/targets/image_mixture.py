@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from .base import WalkTarget
+from .exact import class_condition
 from .mixture import GaussianMixture
 from .patterns import PATTERNS, pattern
 
@@ -110,7 +111,7 @@ def image_mixture_target(spec: ImageMixtureSpec, width: int, height: int) -> Wal
         raise ValueError(f"image_mixture_target: size {width}x{height} is not allowed; expected >= 1x1")
     mixture = build_mixture(spec, width, height)
     name = f"mixture of {spec.n_components()} pictures"
-    unconditional = None
+    unconditional = conditioned = None
     sampled = mixture
     if spec.condition:
         names = list(dict.fromkeys(spec.class_names()))
@@ -119,6 +120,7 @@ def image_mixture_target(spec: ImageMixtureSpec, width: int, height: int) -> Wal
                              f"expected one of: {', '.join(names)} (or empty for all)")
         sampled = mixture.condition(names.index(spec.condition))
         unconditional = mixture.denoise
+        conditioned = class_condition(mixture, names.index(spec.condition))
         name += f", class {spec.condition!r}"
     return WalkTarget(
         name=name,
@@ -130,6 +132,7 @@ def image_mixture_target(spec: ImageMixtureSpec, width: int, height: int) -> Wal
         resize=lambda w, h: image_mixture_target(spec, w, h),
         exact=sampled,
         unconditional=unconditional,
+        conditioned=conditioned,
         info={"unconditional_exact": mixture, "components": spec.n_components(),
               "source": "patterns" if spec.images is None else "images",
               # walk state copies of working memory (walk_core.limits): a mean and low-rank factors per

@@ -207,6 +207,19 @@ class GaussianMixture:
 
     __call__ = denoise
 
+    def denoise_reweighted(self, x: torch.Tensor, sigma, log_offset: torch.Tensor) -> torch.Tensor:
+        """The exact denoiser of the mixture whose component log-weights are shifted per item by ``log_offset``
+        [B, K] (item b samples weights proportional to w_k exp(log_offset[b, k])); one sigma for the batch."""
+        xf = _as_batch(x, self.dim, "GaussianMixture.denoise_reweighted", self.means.device)
+        sig = torch.as_tensor(sigma, dtype=_F).reshape(-1)
+        if not bool((sig == sig[0]).all()):
+            raise ValueError("GaussianMixture.denoise_reweighted: expected one sigma for the whole batch")
+        s = float(sig[0])
+        log_joint, solve = self._terms(xf, s)
+        r = torch.softmax(log_joint + log_offset.to(device=log_joint.device, dtype=_F), dim=-1)
+        out = xf - (s * s) * (r[..., None] * solve).sum(1)
+        return out.reshape(x.shape).to(device=x.device, dtype=x.dtype)
+
     def sample(self, n: int, generator: torch.Generator | None = None, sigma: float = 0.0,
                return_components: bool = False):
         """Exact samples of p_sigma: [n, *shape] float64 (and their component indices when asked)."""

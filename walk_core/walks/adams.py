@@ -27,13 +27,16 @@ an event. Without the restart a guidance interval threw 1-4 % of the samples off
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import List, Sequence, Tuple
 
 import torch
 
 from ..noise import ItemNoise
-from .base import as_sigmas, batch_sigma, multistep_order, push_history, register_walk, report
+from .base import (as_sigmas, batch_sigma, check_option, evaluate, multistep_order, push_history, register_walk,
+                   report)
+from .guard import TOLERANCE, guarded, sample
 
 def _lower_gamma_ratio(k: int, h: float) -> float:
     """P(k + 1, h) = (1 / k!) integral_0^h u^k e^-u du, without cancellation for small h."""
@@ -84,18 +87,30 @@ def adams_weights(sigma: float, sigma_next: float, node_sigmas: Sequence[float])
     return weights
 
 
+def _adams_step(x: torch.Tensor, sigma: float, sigma_next: float, history, k: int) -> torch.Tensor:
+    """The order-k step: x plus the integral of the polynomial through the last k noise predictions."""
+    nodes = history[-k:]
+    weights = adams_weights(sigma, sigma_next, [s for s, _ in nodes])
+    out = torch.add(x, nodes[0][1], alpha=weights[0])  # a new tensor: the caller's x is never written
+    for w, (_, eps) in zip(weights[1:], nodes[1:]):
+        out.add_(eps, alpha=w)
+    return out
+
+
 def _adams_nfe(steps, **_):
     return steps
 
 
-@register_walk("adams", nfe=_adams_nfe, stochastic=False)
+@register_walk("adams", nfe=_adams_nfe, stochastic=False, renoise=True)
 @torch.no_grad()
 def adams(model, x, sigmas, extra_args=None, callback=None, disable=None, *, order: int = 0,
-          noise: ItemNoise | None = None):
+          guard: float = TOLERANCE, noise: ItemNoise | None = None):
     """Adams multistep on eps in log sigma (DEIS / multistep DPM-Solver, noise-prediction form): one
     evaluation per level, ``order`` previous noise predictions (1 = Euler; 0 = auto: 3, or 2 on a guided
-    denoiser)."""
+    denoiser); per item the order drops where successive orders disagree by more than ``guard`` (guard.py;
+    0 = off)."""
     order = multistep_order("adams", order, model)
+    check_option("adams", "guard", guard, 0.0)
     breaks = [float(b) for b in getattr(model, "sigma_breaks", ())]  # where the denoiser jumps (see below)
     extra_args = extra_args or {}
     sigmas = as_sigmas(sigmas, x, "adams")
@@ -103,7 +118,8 @@ def adams(model, x, sigmas, extra_args=None, callback=None, disable=None, *, ord
     history: List[Tuple[float, torch.Tensor]] = []  # (sigma, eps) of the last `order` levels
     for i in range(len(sigmas) - 1):
         sigma, sigma_next = levels[i], levels[i + 1]
-        denoised = model(x, batch_sigma(x, sigmas[i]), **extra_args)
+        # under CFG++ x moves to x + (D - R), so eps is the re-noising estimate's noise (x - R) / sigma
+        denoised, x = evaluate(model, x, batch_sigma(x, sigmas[i]), extra_args)
         if sigma_next == 0:  # the last step: the denoised estimate itself
             x = denoised
         else:
@@ -111,9 +127,8 @@ def adams(model, x, sigmas, extra_args=None, callback=None, disable=None, *, ord
             if sigma_next == sigma:  # a zero-length step
                 report("adams", callback, i, x, sigmas[i], sigmas[i], denoised)
                 continue
-            weights = adams_weights(sigma, sigma_next, [s for s, _ in history])
-            x = torch.add(x, history[0][1], alpha=weights[0])  # a new tensor: the caller's x is never written
-            for w, (_, eps) in zip(weights[1:], history[1:]):
-                x.add_(eps, alpha=w)
+            step = functools.partial(_adams_step, x, sigma, sigma_next, history)  # step(k): the order-k step
+            probe = functools.partial(_adams_step, sample(x), sigma, sigma_next, [(s, sample(e)) for s, e in history])
+            x = guarded(step, len(history), sigma_next, denoised, guard, probe=probe)
         report("adams", callback, i, x, sigmas[i], sigmas[i], denoised)
     return x

@@ -22,7 +22,8 @@ class WalkSpec:
     """A walk function with its metadata.
 
     ``nfe(steps, **options)`` is the number of denoiser evaluations the walk makes on a schedule of
-    ``steps`` noise levels (``len(sigmas) - 1``); ``options`` are its keyword defaults.
+    ``steps`` noise levels (``len(sigmas) - 1``); ``options`` are its keyword defaults. ``renoise``: the walk
+    takes its steps through :func:`evaluate`, so it can walk a chain with a re-noising term (CFG++).
     """
 
     fn: Callable[..., torch.Tensor]
@@ -30,6 +31,7 @@ class WalkSpec:
     stochastic: bool
     doc: str
     options: Dict[str, float] = field(default_factory=dict)
+    renoise: bool = False
 
     def __call__(self, model, x, sigmas, extra_args=None, callback=None, disable=None, **options):
         """Calling the spec is calling the walk: ``WALKS[name]`` is usable wherever a walk function is."""
@@ -39,14 +41,15 @@ class WalkSpec:
 WALKS: Registry[WalkSpec] = Registry("walk")
 
 
-def register_walk(name: str, *, nfe: Callable[..., int], stochastic: bool):
-    """Decorator: register ``fn`` under ``name``; its keyword-only options become the spec's options."""
+def register_walk(name: str, *, nfe: Callable[..., int], stochastic: bool, renoise: bool = False):
+    """Decorator: register ``fn`` under ``name``; its keyword-only options become the spec's options.
+    ``renoise=True``: the walk uses :func:`evaluate` for every step, so CFG++ chains may run on it."""
 
     def add(fn):
         params = inspect.signature(fn).parameters.values()
         options = {p.name: p.default for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name != "noise"}
         doc = (inspect.getdoc(fn) or name).splitlines()[0]
-        WALKS.register(name, WalkSpec(fn, nfe, stochastic, doc, options))
+        WALKS.register(name, WalkSpec(fn, nfe, stochastic, doc, options, renoise))
         fn.walk_name = name
         return fn
 
@@ -65,6 +68,21 @@ def steps_for_nfe(name: str, nfe: int, **options) -> int:
 def batch_sigma(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     """A scalar sigma as the per-item ``[B]`` tensor the denoiser expects."""
     return sigma.to(x.dtype) * x.new_ones([x.shape[0]])
+
+
+def evaluate(model, x: torch.Tensor, sigma: torch.Tensor, extra_args: dict) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(denoised, x_step): the denoised estimate D and the state a one-evaluation step starts from.
+
+    A plain denoiser: ``x_step`` is ``x`` itself. A guided denoiser with a re-noising estimate R (CFG++, Chung et
+    al. 2024; the chain sets ``with_renoise``): the step must keep D for the data and take its noise direction
+    (x - R) / sigma from R, so it starts from x + (D - R) -- then (x_step - D) / sigma = (x - R) / sigma, and every
+    step of the form x' = D + c (x_step - D) (Euler, ancestral, the exponential integrators) becomes the paper's
+    x' = D + c (x - R). Walks registered with ``renoise=True`` call this; the others refuse such chains."""
+    both = getattr(model, "with_renoise", None)
+    if both is None:
+        return model(x, sigma, **extra_args), x
+    denoised, renoise = both(x, sigma, **extra_args)
+    return denoised, x + (denoised - renoise)
 
 
 def report(walk: str, callback, i: int, x: torch.Tensor, sigma, sigma_hat, denoised: torch.Tensor) -> None:

@@ -31,6 +31,7 @@ values leave the state off its noise level).
 """
 from __future__ import annotations
 
+import functools
 import math
 from functools import lru_cache
 from typing import List, Sequence, Tuple
@@ -39,7 +40,9 @@ import numpy as np
 import torch
 
 from ..noise import ItemNoise, noise_for
-from .base import as_sigmas, batch_sigma, check_option, multistep_order, push_history, register_walk, report
+from .base import (as_sigmas, batch_sigma, check_option, evaluate, multistep_order, push_history, register_walk,
+                   report)
+from .guard import TOLERANCE, guarded, sample
 
 EXPONENT, OFFSET = 0.5, 10.0  # phi(sigma) = sigma (exp(sigma^exponent) + OFFSET); the default exponent
 QUADRATURE_POINTS = 16
@@ -87,15 +90,29 @@ def er_sde_weights(sigma: float, sigma_next: float, node_sigmas: Sequence[float]
     return out
 
 
-@register_walk("er_sde", nfe=lambda steps, **_: steps, stochastic=True)
+def _er_sde_step(x: torch.Tensor, ratio: float, scale: float, sigma: float, sigma_next: float, history,
+                 exponent: float, k: int) -> torch.Tensor:
+    """The deterministic part of the order-k step: r x + phi(t) sum_j W_j D_j over the last k estimates."""
+    nodes = history[-k:]
+    weights = er_sde_weights(sigma, sigma_next, [s for s, _ in nodes], exponent)
+    out = torch.mul(x, ratio)  # a new tensor: the caller's x is never written
+    for w, (_, d) in zip(weights, nodes):
+        out.add_(d, alpha=scale * w)
+    return out
+
+
+@register_walk("er_sde", nfe=lambda steps, **_: steps, stochastic=True, renoise=True)
 @torch.no_grad()
 def er_sde(model, x, sigmas, extra_args=None, callback=None, disable=None, *, order: int = 0,
-           exponent: float = EXPONENT, s_noise: float = 1.0, noise: ItemNoise | None = None):
+           exponent: float = EXPONENT, s_noise: float = 1.0, guard: float = TOLERANCE,
+           noise: ItemNoise | None = None):
     """Extended reverse-time SDE (Cui et al. 2023), a multistep exponential integrator: one evaluation per
     level, D a polynomial in sigma through the last ``order`` estimates (0 = auto: 3, or 2 on a guided
     denoiser), fresh noise each step as the noise scale function sigma (e^(sigma^exponent) + 10) asks
-    (0 = the probability-flow ODE; 0.3 Cui et al.'s)."""
+    (0 = the probability-flow ODE; 0.3 Cui et al.'s); per item the order drops where successive orders
+    disagree by more than ``guard`` (guard.py; 0 = off)."""
     check_option("er_sde", "exponent", exponent, 0.0, 2.0)
+    check_option("er_sde", "guard", guard, 0.0)
     check_option("er_sde", "s_noise", s_noise, 0.0)
     order = multistep_order("er_sde", order, model)
     breaks = [float(b) for b in getattr(model, "sigma_breaks", ())]  # where a guided denoiser jumps
@@ -106,7 +123,7 @@ def er_sde(model, x, sigmas, extra_args=None, callback=None, disable=None, *, or
     history: List[Tuple[float, torch.Tensor]] = []  # (sigma, denoised) of the last `order` levels
     for i in range(len(sigmas) - 1):
         sigma, sigma_next = levels[i], levels[i + 1]
-        denoised = model(x, batch_sigma(x, sigmas[i]), **extra_args)
+        denoised, x = evaluate(model, x, batch_sigma(x, sigmas[i]), extra_args)  # x moves only under CFG++
         if sigma_next == 0:  # the last step: the denoised estimate itself
             x = denoised
         elif sigma_next == sigma:  # a zero-length step
@@ -115,10 +132,10 @@ def er_sde(model, x, sigmas, extra_args=None, callback=None, disable=None, *, or
             history = push_history(history, sigma, denoised, breaks, order)
             scale = phi(sigma_next, exponent)
             ratio = scale / phi(sigma, exponent)
-            weights = er_sde_weights(sigma, sigma_next, [s for s, _ in history], exponent)
-            x = torch.mul(x, ratio)  # a new tensor: the caller's x is never written
-            for w, (_, d) in zip(weights, history):
-                x.add_(d, alpha=scale * w)
+            step = functools.partial(_er_sde_step, x, ratio, scale, sigma, sigma_next, history, exponent)
+            probe = functools.partial(_er_sde_step, sample(x), ratio, scale, sigma, sigma_next,
+                                      [(s, sample(d)) for s, d in history], exponent)
+            x = guarded(step, len(history), sigma_next, denoised, guard, probe=probe)
             std = math.sqrt(max(0.0, sigma_next ** 2 - (ratio * sigma) ** 2))
             if exponent > 0 and s_noise > 0 and std > 0:  # exponent 0: phi is proportional to sigma, the ODE
                 x.add_(noise.randn_like(x), alpha=s_noise * std)

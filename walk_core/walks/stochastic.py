@@ -6,11 +6,12 @@ import math
 import torch
 
 from ..noise import ItemNoise, noise_for
-from .base import ancestral_move, as_sigmas, batch_sigma, check_option, register_walk, report
-from .ode import trapezoid
+from .base import ancestral_move, as_sigmas, batch_sigma, check_option, evaluate, register_walk, report
+from .guard import TOLERANCE
+from .ode import guarded_trapezoid
 
 
-@register_walk("euler_ancestral", nfe=lambda steps, **_: steps, stochastic=True)
+@register_walk("euler_ancestral", nfe=lambda steps, **_: steps, stochastic=True, renoise=True)
 @torch.no_grad()
 def euler_ancestral(model, x, sigmas, extra_args=None, callback=None, disable=None, *,
                     eta: float = 1.0, s_noise: float = 1.0, noise: ItemNoise | None = None):
@@ -23,7 +24,7 @@ def euler_ancestral(model, x, sigmas, extra_args=None, callback=None, disable=No
     noise = noise_for(x, extra_args, noise)
     for i in range(len(sigmas) - 1):
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
-        denoised = model(x, batch_sigma(x, sigma), **extra_args)
+        denoised, x = evaluate(model, x, batch_sigma(x, sigma), extra_args)  # x moves only under CFG++
         x = ancestral_move(x, denoised, sigma, sigma_next, eta, s_noise, noise)
         report("euler_ancestral", callback, i, x, sigma, sigma, denoised)
     return x
@@ -37,10 +38,12 @@ def _edm_nfe(steps, **_):
 @torch.no_grad()
 def edm(model, x, sigmas, extra_args=None, callback=None, disable=None, *,
         s_churn: float = 40.0, s_tmin: float = 0.05, s_tmax: float = 50.0, s_noise: float = 1.0,
-        noise: ItemNoise | None = None):
+        guard: float = TOLERANCE, noise: ItemNoise | None = None):
     """EDM stochastic sampler (Karras et al. 2022, Algorithm 2): raise sigma by gamma = min(S_churn/N,
     sqrt2 - 1) inside [S_tmin, S_tmax] with fresh noise of scale S_noise, then a Heun step down (on a guided
-    denoiser its correction averages denoised estimates: see ``ode.trapezoid``)."""
+    denoiser its correction averages denoised estimates: see ``ode.trapezoid``); per item the Euler step where
+    the correction departs from it by more than ``guard`` (guard.py; 0 = off)."""
+    check_option("edm", "guard", guard, 0.0)
     check_option("edm", "s_churn", s_churn, 0.0)
     check_option("edm", "s_noise", s_noise, 0.0)
     check_option("edm", "s_tmin", s_tmin, 0.0)
@@ -65,7 +68,7 @@ def edm(model, x, sigmas, extra_args=None, callback=None, disable=None, *,
         # lines 9-11: second-order correction unless stepping to 0
         if float(sigma_next) != 0:
             denoised_next = model(x_next, batch_sigma(x, sigma_next), **extra_args)
-            x_next = trapezoid(x, d, x_next, denoised, denoised_next, sigma_hat, sigma_next, guided)
+            x_next = guarded_trapezoid(x, d, x_next, denoised, denoised_next, sigma_hat, sigma_next, guided, guard)
         x = x_next
         report("edm", callback, i, x, sigma, sigma_hat, denoised)
     return x
