@@ -52,6 +52,9 @@ def _rows() -> List[Row]:
     def fresca(scale, negative):
         return GuidanceChain().plus(TERMS["fresca"](freq_cutoff=2)).plus(TERMS["cfg"](weight=scale))
 
+    def cfg_norm(scale, negative):
+        return GuidanceChain().plus(TERMS["cfg"](weight=scale)).plus(TERMS["cfg_norm"](weight=1.0))
+
     same = lambda scale: scale  # noqa: E731  (the row's scale)
     return [
         Row("cfg", "CFG (Ho & Salimans 2022)", one("cfg", weight=same)),
@@ -69,6 +72,8 @@ def _rows() -> List[Row]:
         Row("fdg 3 levels", "FDG as above with 3 levels (two octaves of detail at the full scale)",
             one("fdg", weight=same, low_weight=lambda s: s / 2, levels=3)),
         Row("fresca + cfg", "FreSca 1 / 1.25 above 2 cycles per picture, then CFG (Huang et al. 2025)", fresca),
+        Row("cfg + cfg_norm", "CFG, then CFGNorm at strength 1 (ComfyUI's CFGNorm: each position's channel vector "
+            "capped at the conditional prediction's length)", cfg_norm),
     ]
 
 

@@ -61,7 +61,9 @@ class StandInServer:
     """One stand-in server; ``url``, ``ran`` (prompts it finished, in order), ``cancelled`` (ids deleted or
     interrupted), ``stop()``."""
 
-    def __init__(self, die_after: Optional[int] = None, seconds_per_prompt: float = 0.05):
+    def __init__(self, die_after: Optional[int] = None, seconds_per_prompt=0.05):
+        """``seconds_per_prompt``: how long each prompt runs, or a sequence (the k-th prompt's time; the last
+        value for every later one)."""
         self.die_after, self.seconds = die_after, seconds_per_prompt
         self.accepted, self.ran, self.cancelled = 0, [], []
         self.history: dict = {}
@@ -87,7 +89,11 @@ class StandInServer:
             if item is None or self.httpd is None:
                 return
             prompt_id, prompt, extra = item
-            time.sleep(self.seconds)
+            delays = self.seconds if isinstance(self.seconds, (tuple, list)) else (self.seconds,)
+            delay = delays[min(len(self.ran), len(delays) - 1)]  # the k-th prompt's time (the last one for the rest)
+            until = time.monotonic() + delay
+            while time.monotonic() < until and prompt_id not in self.cancelled and self.httpd is not None:
+                time.sleep(0.01)  # a cancelled prompt or a stopped server ends the wait at once
             if prompt_id in self.cancelled or self.httpd is None:
                 continue
             images = []

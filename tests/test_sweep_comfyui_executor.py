@@ -107,7 +107,7 @@ def test_a_job_the_server_cannot_reach_at_the_start_is_one_clear_error(tmp_path,
 
 
 def test_ctrl_c_takes_the_sweeps_prompt_off_the_server(servers, tmp_path):
-    slow = servers(seconds_per_prompt=1.0)
+    slow = servers(seconds_per_prompt=(0.2, 120.0))  # the second job runs until the Ctrl-C cancels it, however slow
 
     def ctrl_c_once_queued():  # the first job recorded, the second one running on the server
         deadline, written = time.monotonic() + 60, tmp_path / "out" / "sweep.jsonl"
