@@ -116,8 +116,14 @@ def test_ctrl_c_takes_the_sweeps_prompt_off_the_server(servers, tmp_path):
             time.sleep(0.01)
         os.kill(os.getpid(), signal.SIGINT)
 
-    threading.Thread(target=ctrl_c_once_queued, daemon=True).start()
-    assert sweep(tmp_path, [slow.url]) == 130
+    # a process started in the background by a non-interactive shell (as CI may be) inherits SIGINT ignored, and
+    # Python then keeps it ignored: give this test the Ctrl-C a terminal would
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        threading.Thread(target=ctrl_c_once_queued, daemon=True).start()
+        assert sweep(tmp_path, [slow.url]) == 130
+    finally:
+        signal.signal(signal.SIGINT, before)
     assert f"p2-{id(slow) % 10000}" in slow.cancelled  # the running prompt was deleted and interrupted
     entries = manifest(tmp_path / "out")
     assert [e["status"] for e in entries] == ["done"]  # the one finished before the Ctrl-C
